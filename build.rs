@@ -1,0 +1,32 @@
+//! Compiles the route table into the worker.
+//!
+//! Reads `routes.toml` (or the file named by the `ROUTES` environment variable)
+//! and writes `OUT_DIR/routes.rs`, which `src/routes.rs` includes. A bad table
+//! stops the build with `file:line: what is wrong; how to fix it`.
+
+#[path = "src/route_table.rs"]
+mod route_table;
+
+fn main() {
+    println!("cargo:rerun-if-env-changed=ROUTES");
+    let file = std::env::var("ROUTES").unwrap_or_else(|_| "routes.toml".to_string());
+    println!("cargo:rerun-if-changed={}", file);
+    println!("cargo:rerun-if-changed=src/route_table.rs");
+    let src = match std::fs::read_to_string(&file) {
+        Ok(s) => s,
+        Err(e) => fail(&format!("{}: cannot read the route table: {}; set ROUTES to the table's path", file, e)),
+    };
+    let routes = match route_table::parse(&src) {
+        Ok(r) => r,
+        Err(e) => fail(&e.render(&file)),
+    };
+    let out = std::path::PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets OUT_DIR")).join("routes.rs");
+    if let Err(e) = std::fs::write(&out, route_table::render(&routes, &file)) {
+        fail(&format!("cannot write {}: {}", out.display(), e));
+    }
+}
+
+fn fail(msg: &str) -> ! {
+    eprintln!("error: {}", msg);
+    std::process::exit(1);
+}

@@ -1,0 +1,35 @@
+//! A registry mirror at the edge: a Cloudflare Worker that lets people
+//! `docker pull` through their own host names.
+//!
+//! For each request the worker picks a route from a table compiled in at
+//! build time (`routes.toml`), rewrites the path (Docker Hub's `library/`),
+//! token scopes and the auth realm, forwards to the route's upstream and
+//! streams the answer back. It stores nothing and keeps no state between
+//! requests.
+//!
+//! The logic lives in pure modules that never import `worker` and are tested
+//! natively: [`plan`] decides, [`challenge`], [`scope`], [`path`], [`host`]
+//! and [`location`] parse and rewrite, [`oci`] writes error bodies. `edge`
+//! (wasm only) is the thin layer that talks to the runtime.
+//!
+//! What is deliberately absent: serde, the `url` crate and `format!` on any
+//! request path (size and CPU), runtime configuration of routes (no open
+//! proxy), caching and push.
+
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
+pub mod challenge;
+pub mod host;
+pub mod location;
+pub mod oci;
+pub mod path;
+pub mod plan;
+pub mod routes;
+pub mod scope;
+
+#[cfg(target_arch = "wasm32")]
+mod edge;
+
+#[cfg(target_arch = "wasm32")]
+#[global_allocator]
+static ALLOC: wee_alloc::WeeAlloc = wee_alloc::WeeAlloc::INIT;

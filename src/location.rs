@@ -1,0 +1,99 @@
+//! Upstream redirects: where a `Location` points, and who may get credentials.
+//!
+//! Registries redirect blobs to CDNs and storage buckets (Docker Hub, ghcr.io,
+//! gcr.io), and registry.k8s.io redirects even manifests to regional hosts;
+//! Artifact Registry may send a relative `Location`. The worker follows these
+//! itself so clients stay on the mirror. This module resolves a `Location`
+//! against the URL that answered (RFC 3986 §5.2, without dot-segment removal,
+//! which the runtime's URL parser does) and refuses anything but http(s).
+//!
+//! Credentials go only to the origin the client's request was meant for:
+//! [`same_origin`] is the check. A CDN never sees the client's Authorization.
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LocationError {
+    Missing,
+    /// A scheme other than http or https (`ftp:`, `file:`, `javascript:`...).
+    Scheme,
+    /// Spaces, control characters or a backslash: not a URL reference.
+    Malformed,
+}
+
+impl LocationError {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LocationError::Missing => "the upstream redirected without a Location",
+            LocationError::Scheme => "the upstream redirected to a URL that is not http or https",
+            LocationError::Malformed => "the upstream redirected to a malformed Location",
+        }
+    }
+}
+
+/// Statuses the worker treats as redirects.
+pub fn is_redirect(status: u16) -> bool {
+    matches!(status, 301 | 302 | 303 | 307 | 308)
+}
+
+/// `scheme://authority` of an absolute URL (empty if it has none).
+pub fn origin(url: &str) -> &str {
+    let Some(i) = url.find("://") else { return "" };
+    let rest = url.get(i + 3..).unwrap_or("");
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    url.get(..i + 3 + end).unwrap_or("")
+}
+
+/// Whether two absolute URLs share scheme, host and port.
+pub fn same_origin(a: &str, b: &str) -> bool {
+    let (a, b) = (origin(a), origin(b));
+    !a.is_empty() && a.eq_ignore_ascii_case(b)
+}
+
+/// Resolves `location` against the absolute `base` it came from.
+pub fn resolve(base: &str, location: &str) -> Result<String, LocationError> {
+    let loc = location.trim_matches([' ', '\t']);
+    if loc.is_empty() {
+        return Err(LocationError::Missing);
+    }
+    if loc.bytes().any(|b| b <= 0x20 || b == 0x7f || b == b'\\') {
+        return Err(LocationError::Malformed);
+    }
+    let loc = loc.split('#').next().unwrap_or("");
+    // A scheme is ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ) before the first ':'
+    // that comes before any '/', '?' or '#'.
+    let first = loc.find([':', '/', '?']);
+    if let Some(i) = first.filter(|&i| loc.as_bytes().get(i) == Some(&b':')) {
+        let scheme = loc.get(..i).unwrap_or("");
+        if scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("https") {
+            if !loc.get(i..).unwrap_or("").starts_with("://") || origin(loc).len() <= i + 3 {
+                return Err(LocationError::Malformed);
+            }
+            return Ok(loc.to_string());
+        }
+        return Err(LocationError::Scheme);
+    }
+    let base_origin = origin(base);
+    let scheme_end = base.find("://").unwrap_or(0);
+    let mut out = String::with_capacity(base.len() + loc.len());
+    if loc.starts_with("//") {
+        out.push_str(base.get(..scheme_end + 1).unwrap_or(""));
+        out.push_str(loc);
+        if origin(&out).len() <= scheme_end + 3 {
+            return Err(LocationError::Malformed);
+        }
+    } else if loc.starts_with('/') {
+        out.push_str(base_origin);
+        out.push_str(loc);
+    } else {
+        let path_and_query = base.get(base_origin.len()..).unwrap_or("");
+        let path = path_and_query.split(['?', '#']).next().unwrap_or("");
+        out.push_str(base_origin);
+        if loc.starts_with('?') {
+            out.push_str(if path.is_empty() { "/" } else { path });
+        } else {
+            let dir = path.rfind('/').map_or("/", |i| path.get(..=i).unwrap_or("/"));
+            out.push_str(dir);
+        }
+        out.push_str(loc);
+    }
+    Ok(out)
+}

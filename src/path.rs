@@ -1,0 +1,201 @@
+//! Classifies the request path and checks repository names and references.
+//!
+//! The mirror serves three things: `/` (a page for browsers), `/token` (the
+//! token endpoint its challenges point at, outside `/v2/` so it can never be a
+//! repository path) and the registry API under `/v2/`. Repository names,
+//! tags and digests are checked against the distribution grammar before
+//! anything is forwarded, so a malformed path gets a 400 that says what is
+//! wrong instead of an upstream's 404 or a request the upstream never meant
+//! to serve. Percent-escapes are not decoded: no valid name, tag or digest
+//! contains `%`, so `%2F` and `%2e%2e` fail the grammar like any other
+//! stray byte.
+//!
+//! It does not know which repositories exist; that is the upstream's answer.
+
+/// What a path asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint<'a> {
+    /// `/`
+    Root,
+    /// `/token`
+    Token,
+    /// `/v2/` (and `/v2`)
+    Base,
+    /// `/v2/_catalog`
+    Catalog,
+    /// `/v2/<name><rest>`, where `rest` starts with `/` and is already checked.
+    Repo { name: &'a str, rest: &'a str, kind: Kind },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Manifest,
+    Blob,
+    Tags,
+    Referrers,
+    /// `/blobs/uploads/...`: the push protocol.
+    Upload,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PathError {
+    /// Not a path the mirror serves.
+    NotFound,
+    NameInvalid,
+    NameTooLong,
+    TagInvalid,
+    DigestInvalid,
+}
+
+impl PathError {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PathError::NotFound => "the mirror serves only the registry API under /v2/ (/v2/<name>/manifests/<reference>, /v2/<name>/blobs/<digest>, /v2/<name>/tags/list, /v2/<name>/referrers/<digest>) and its token endpoint /token",
+            PathError::NameInvalid => "invalid repository name: names are lower-case letters and digits in path components separated by '/', with '.', '_', '__' or '-' inside a component",
+            PathError::NameTooLong => "invalid repository name: longer than 255 characters",
+            PathError::TagInvalid => "invalid tag: tags are 1 to 128 letters, digits, '_', '.' or '-', and do not start with '.' or '-'",
+            PathError::DigestInvalid => "invalid digest: write it as algorithm:hex, for example sha256: followed by 64 lower-case hex digits",
+        }
+    }
+}
+
+/// Splits off the last `/`-separated segment: `("a/b", "c")` for `"a/b/c"`.
+fn split_last(s: &str) -> Option<(&str, &str)> {
+    s.rfind('/').map(|i| (s.get(..i).unwrap_or(""), s.get(i + 1..).unwrap_or("")))
+}
+
+/// Classifies an absolute path (no query).
+pub fn classify(path: &str) -> Result<Endpoint<'_>, PathError> {
+    match path {
+        "/" | "" => return Ok(Endpoint::Root),
+        "/token" => return Ok(Endpoint::Token),
+        "/v2" | "/v2/" => return Ok(Endpoint::Base),
+        "/v2/_catalog" => return Ok(Endpoint::Catalog),
+        _ => {}
+    }
+    let s = path.strip_prefix("/v2/").ok_or(PathError::NotFound)?;
+    let (kind, name) = if let Some(name) = s.strip_suffix("/tags/list") {
+        (Kind::Tags, name)
+    } else {
+        let (head, last) = split_last(s).ok_or(PathError::NotFound)?;
+        let (name, prev) = split_last(head).ok_or(PathError::NotFound)?;
+        match prev {
+            "manifests" => {
+                reference(last)?;
+                (Kind::Manifest, name)
+            }
+            "referrers" => {
+                digest(last)?;
+                (Kind::Referrers, name)
+            }
+            "blobs" if last != "uploads" => {
+                digest(last)?;
+                (Kind::Blob, name)
+            }
+            _ => match s.find("/blobs/uploads") {
+                Some(i) if matches!(s.as_bytes().get(i + 14), None | Some(b'/')) => {
+                    (Kind::Upload, s.get(..i).unwrap_or(""))
+                }
+                _ => return Err(PathError::NotFound),
+            },
+        }
+    };
+    repository_name(name)?;
+    let rest = s.get(name.len()..).unwrap_or("");
+    Ok(Endpoint::Repo { name, rest, kind })
+}
+
+/// ```text
+/// name           := path-component ['/' path-component]*
+/// path-component := alpha-numeric [separator alpha-numeric]*
+/// alpha-numeric  := /[a-z0-9]+/
+/// separator      := /[_.]|__|[-]+/
+/// ```
+/// (distribution `reference` grammar). The whole name is at most 255 bytes.
+pub fn repository_name(name: &str) -> Result<(), PathError> {
+    if name.len() > 255 {
+        return Err(PathError::NameTooLong);
+    }
+    if name.is_empty() || !name.split('/').all(path_component) {
+        return Err(PathError::NameInvalid);
+    }
+    Ok(())
+}
+
+fn path_component(c: &str) -> bool {
+    let b = c.as_bytes();
+    let alnum = |x: u8| matches!(x, b'a'..=b'z' | b'0'..=b'9');
+    if !matches!((b.first(), b.last()), (Some(&f), Some(&l)) if alnum(f) && alnum(l)) {
+        return false;
+    }
+    // Separators sit between alphanumerics: a run of '-', or one '.', or one
+    // or two '_'. Mixed runs ("._", "-.") are not separators.
+    let mut i = 0;
+    while let Some(&x) = b.get(i) {
+        if alnum(x) {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while matches!(b.get(i), Some(&y) if y == x) {
+            i += 1;
+        }
+        let run = i - start;
+        let ok = match x {
+            b'-' => true,
+            b'.' => run == 1,
+            b'_' => run <= 2,
+            _ => false,
+        };
+        if !ok || !matches!(b.get(i), Some(&y) if alnum(y)) {
+            return false;
+        }
+    }
+    true
+}
+
+/// A manifest reference: a tag or a digest.
+pub fn reference(r: &str) -> Result<(), PathError> {
+    if r.contains(':') {
+        digest(r)
+    } else {
+        tag(r)
+    }
+}
+
+/// `tag := /[\w][\w.-]{0,127}/`
+pub fn tag(t: &str) -> Result<(), PathError> {
+    let b = t.as_bytes();
+    let word = |x: u8| x.is_ascii_alphanumeric() || x == b'_';
+    match b.first() {
+        Some(&f) if word(f) && b.len() <= 128 && b.iter().all(|&x| word(x) || x == b'.' || x == b'-') => Ok(()),
+        _ => Err(PathError::TagInvalid),
+    }
+}
+
+/// ```text
+/// digest    := algorithm ":" encoded
+/// algorithm := component [separator component]*   component := /[a-z0-9]+/
+/// separator := /[+._-]/
+/// encoded   := /[a-zA-Z0-9=_-]+/
+/// ```
+/// (OCI image spec). The registered algorithms are held to their length and
+/// to lower-case hex: sha256 (64), sha384 (96), sha512 (128).
+pub fn digest(d: &str) -> Result<(), PathError> {
+    let (alg, enc) = d.split_once(':').ok_or(PathError::DigestInvalid)?;
+    let alg_ok = !alg.is_empty()
+        && alg.split(['+', '.', '_', '-']).all(|c| !c.is_empty() && c.bytes().all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9')));
+    let enc_ok = !enc.is_empty() && enc.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'=' | b'_' | b'-'));
+    let hex_len = match alg {
+        "sha256" => 64,
+        "sha384" => 96,
+        "sha512" => 128,
+        _ => 0,
+    };
+    let registered_ok = hex_len == 0 || (enc.len() == hex_len && enc.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')));
+    if alg_ok && enc_ok && registered_ok {
+        Ok(())
+    } else {
+        Err(PathError::DigestInvalid)
+    }
+}
