@@ -91,6 +91,9 @@ pub fn parse(src: &str) -> Result<Vec<RouteSpec>, TableError> {
         let spec = validate(&r, domain.as_ref())?;
         for (i, h) in spec.hosts.iter().enumerate() {
             let line = r.keys.get("hosts").map_or(r.line, |e| e.line);
+            if spec.hosts[..i].contains(h) {
+                return err(line, format!("host \"{}\" is listed twice in route \"{}\"; remove one", h, spec.name));
+            }
             if let Some((other, other_line)) = host_owner.get(h) {
                 return err(
                     line,
@@ -99,9 +102,6 @@ pub fn parse(src: &str) -> Result<Vec<RouteSpec>, TableError> {
                         h, other, other_line
                     ),
                 );
-            }
-            if spec.hosts[..i].contains(h) {
-                return err(line, format!("host \"{}\" is listed twice in route \"{}\"; remove one", h, spec.name));
             }
             host_owner.insert(h.clone(), (spec.name.clone(), line));
         }
