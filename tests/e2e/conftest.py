@@ -1,0 +1,322 @@
+"""The end-to-end stack, started once per test session and stopped by PID.
+
+Started here, all on loopback:
+- the upstream fixtures (tests/e2e/fixtures.py): token issuer, redirecting
+  front, blob CDN;
+- the distribution registry (Debian's docker-registry) with token auth,
+  seeded with test images by skopeo;
+- the worker, built with tests/e2e/routes.e2e.toml and run by `wrangler dev`
+  (workerd) on 127.0.0.10:80;
+- dockerd and containerd, each in a private mount namespace whose /etc/hosts
+  maps the mirror host names to 127.0.0.10 (the machine's /etc/hosts is never
+  touched). Clients that resolve names themselves (skopeo, ctr) run in such a
+  namespace too.
+
+A tshark capture on the worker's port records what clients receive, so tests
+can assert that every realm points at the mirror and no redirect reached a
+client (the `tap` fixture).
+"""
+
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import http.client
+
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, HERE)
+
+import images  # noqa: E402
+
+MIRROR_IP = "127.0.0.10"
+MIRROR_PORT = 80
+REGISTRY = "127.0.0.1:15000"
+FRONT = "127.0.0.2:15001"
+TOKEN = "127.0.0.3:15002"
+CDN = "127.0.0.4:15003"
+MIRROR_HOSTS = ["docker.mirror.test", "ghcr.mirror.test", "pass.mirror.test", "down.mirror.test"]
+
+IMAGES = {
+    # ref in the registry: (layers, layer bytes)
+    "library/multilayer:1.0": (3, 64 * 1024),
+    "private/secret:1": (2, 16 * 1024),
+    "team/app:2": (2, 48 * 1024),
+}
+
+
+class Proc:
+    """A background process with its output in a file; stopped by PID."""
+
+    def __init__(self, name, cmd, workdir, env=None):
+        self.name = name
+        self.out_path = os.path.join(workdir, f"{name}.out")
+        self.out = open(self.out_path, "w")
+        self.p = subprocess.Popen(cmd, stdout=self.out, stderr=subprocess.STDOUT, env=env, cwd=ROOT,
+                                  stdin=subprocess.DEVNULL, start_new_session=True)
+
+    def output(self):
+        with open(self.out_path, errors="replace") as f:
+            return f.read()
+
+    def alive(self):
+        return self.p.poll() is None
+
+    def stop(self, sig=signal.SIGTERM, wait=20):
+        if self.alive():
+            # The whole process group: wrangler starts workerd as a child.
+            try:
+                os.killpg(self.p.pid, sig)
+            except ProcessLookupError:
+                pass
+            try:
+                self.p.wait(wait)
+            except subprocess.TimeoutExpired:
+                try:
+                    os.killpg(self.p.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                self.p.wait(10)
+        self.out.close()
+
+
+def wait_for(what, check, timeout, proc=None):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc is not None and not proc.alive():
+            raise RuntimeError(f"{what} exited early:\n{proc.output()[-3000:]}")
+        try:
+            if check():
+                return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"{what} not ready after {timeout}s" + (f":\n{proc.output()[-3000:]}" if proc else ""))
+
+
+def port_open(addr):
+    host, port = addr.rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=1):
+        return True
+
+
+def in_ns(hosts_file, cmd):
+    """Runs `cmd` in a private mount namespace with its own /etc/hosts."""
+    return ["unshare", "--mount", "--propagation", "private", "sh", "-c",
+            'mount --bind "$0" /etc/hosts && exec "$@"', hosts_file] + cmd
+
+
+class Stack:
+    def __init__(self, workdir):
+        self.dir = workdir
+        self.logdir = os.path.join(workdir, "logs")
+        os.makedirs(self.logdir)
+        self.hosts = os.path.join(workdir, "hosts")
+        with open(self.hosts, "w") as f:
+            f.write("127.0.0.1 localhost\n::1 localhost\n")
+            f.write(f"{MIRROR_IP} {' '.join(MIRROR_HOSTS)}\n")
+        self.procs = []
+        self.digests = {}
+        self.layers = {}
+        self.docker_sock = os.path.join(workdir, "docker.sock")
+        self.ctr_sock = os.path.join(workdir, "containerd.sock")
+
+    def start(self, name, cmd, env=None):
+        p = Proc(name, cmd, self.dir, env)
+        self.procs.append(p)
+        return p
+
+    # --- logs of the upstream fixtures ---
+
+    def log(self, server):
+        path = os.path.join(self.logdir, f"{server}.jsonl")
+        with open(path) as f:
+            return [json.loads(line) for line in f if line.strip()]
+
+    def marks(self):
+        return {s: len(self.log(s)) for s in ("front", "token", "cdn")}
+
+    def since(self, marks):
+        return {s: self.log(s)[n:] for s, n in marks.items()}
+
+    # --- clients ---
+
+    def ns(self, cmd, **kw):
+        kw.setdefault("capture_output", True)
+        kw.setdefault("text", True)
+        kw.setdefault("timeout", 300)
+        return subprocess.run(in_ns(self.hosts, cmd), **kw)
+
+    def docker(self, *args, input=None, timeout=300):
+        env = dict(os.environ, DOCKER_HOST=f"unix://{self.docker_sock}", DOCKER_CONFIG=os.path.join(self.dir, "docker-config"))
+        return subprocess.run(["docker", *args], capture_output=True, text=True, env=env, input=input, timeout=timeout)
+
+    def request(self, method, host, path, headers=None, body=None):
+        """One HTTP request to the worker with the given Host; returns
+        (status, headers as a list of pairs, body bytes)."""
+        conn = http.client.HTTPConnection(MIRROR_IP, MIRROR_PORT, timeout=60)
+        h = {"Host": host}
+        h.update(headers or {})
+        conn.request(method, path, body=body, headers=h)
+        r = conn.getresponse()
+        data = r.read()
+        conn.close()
+        return r.status, r.getheaders(), data
+
+
+def build_stack(workdir):
+    st = Stack(workdir)
+    storage = os.path.join(workdir, "storage")
+    cert = os.path.join(workdir, "issuer.pem")
+    fx = st.start("fixtures", [sys.executable, os.path.join(HERE, "fixtures.py"), "--token", TOKEN, "--front", FRONT,
+                               "--cdn", CDN, "--registry", REGISTRY, "--storage", storage, "--cert", cert,
+                               "--logdir", st.logdir])
+    wait_for("fixtures", lambda: "ready" in fx.output(), 30, fx)
+
+    cfg = os.path.join(workdir, "registry.yml")
+    with open(cfg, "w") as f:
+        f.write(f"""version: 0.1
+log:
+  level: warn
+storage:
+  filesystem:
+    rootdirectory: {storage}
+http:
+  addr: {REGISTRY}
+auth:
+  token:
+    realm: http://{TOKEN}/token
+    service: test-registry
+    issuer: test-issuer
+    rootcertbundle: {cert}
+""")
+    reg = st.start("registry", ["docker-registry", "serve", cfg])
+    wait_for("registry", lambda: port_open(REGISTRY), 30, reg)
+
+    for ref, (n, size) in IMAGES.items():
+        src = os.path.join(workdir, "images", ref.replace("/", "_").replace(":", "_"))
+        digest, _, layers = images.build(src, ref.split(":")[0], layers=n, layer_bytes=size)
+        images.push(src, REGISTRY, ref)
+        st.digests[ref] = digest
+        st.layers[ref] = layers
+
+    env = dict(os.environ, ROUTES="tests/e2e/routes.e2e.toml", WRANGLER_SEND_METRICS="false", CI="true",
+               NO_UPDATE_NOTIFIER="1", XDG_CONFIG_HOME=os.path.join(workdir, "xdg"))
+    wr = st.start("wrangler", [os.path.join(ROOT, "node_modules/.bin/wrangler"), "dev", "--ip", MIRROR_IP,
+                               "--port", str(MIRROR_PORT), "--log-level", "info"], env=env)
+    wait_for("wrangler dev", lambda: "Ready on" in wr.output() and port_open(f"{MIRROR_IP}:{MIRROR_PORT}"), 900, wr)
+
+    dd = os.path.join(workdir, "dockerd")
+    os.makedirs(os.path.join(dd, "data"))
+    os.makedirs(os.path.join(dd, "exec"))
+    dockerd = st.start("dockerd", in_ns(st.hosts, [
+        "dockerd", "--data-root", os.path.join(dd, "data"), "--exec-root", os.path.join(dd, "exec"),
+        "-H", f"unix://{st.docker_sock}", "--pidfile", os.path.join(dd, "docker.pid"),
+        "--storage-driver=vfs", "--iptables=false", "--ip-forward=false", "--bridge=none",
+        *sum((["--insecure-registry", h] for h in MIRROR_HOSTS), [])]))
+    wait_for("dockerd", lambda: st.docker("version", "--format", "{{.Server.Version}}", timeout=10).returncode == 0, 60, dockerd)
+
+    cd = os.path.join(workdir, "containerd")
+    os.makedirs(cd)
+    ccfg = os.path.join(cd, "config.toml")
+    with open(ccfg, "w") as f:
+        f.write(f"""version = 2
+root = "{cd}/root"
+state = "{cd}/state"
+disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.aufs"]
+[grpc]
+  address = "{st.ctr_sock}"
+[ttrpc]
+  address = "{st.ctr_sock}.ttrpc"
+""")
+    ctrd = st.start("containerd", in_ns(st.hosts, ["containerd", "--config", ccfg]))
+    wait_for("containerd", lambda: os.path.exists(st.ctr_sock) and subprocess.run(
+        ["ctr", "-a", st.ctr_sock, "version"], capture_output=True, timeout=10).returncode == 0, 60, ctrd)
+    return st
+
+
+@pytest.fixture(scope="session")
+def stack():
+    workdir = tempfile.mkdtemp(prefix="edge-mirror-e2e-")
+    st = None
+    try:
+        st = build_stack(workdir)
+        yield st
+    finally:
+        procs = st.procs if st else []
+        for p in reversed(procs):
+            p.stop()
+        if os.environ.get("E2E_KEEP"):
+            print(f"e2e workdir kept: {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+# --- the client-side tap ---
+
+STATUS_RE = re.compile(rb"HTTP/1\.[01] (\d{3})[^\r\n]*\r\n((?:[^\r\n]+\r\n)*)\r\n")
+REQUEST_RE = re.compile(rb"(GET|HEAD|POST|PUT|PATCH|DELETE|OPTIONS) (\S+) HTTP/1\.[01]\r\n((?:[^\r\n]+\r\n)*)\r\n")
+
+
+def _headers(block):
+    out = []
+    for line in block.split(b"\r\n"):
+        if b":" in line:
+            k, v = line.split(b":", 1)
+            out.append((k.strip().decode("latin-1").lower(), v.strip().decode("latin-1")))
+    return out
+
+
+class Tap:
+    """tshark on the worker's address: what clients sent and received."""
+
+    def __init__(self, workdir):
+        self.pcap = os.path.join(workdir, f"tap-{time.time_ns()}.pcapng")
+        self.err = open(self.pcap + ".log", "w")
+        self.p = subprocess.Popen(["tshark", "-i", "lo", "-f", f"host {MIRROR_IP} and tcp port {MIRROR_PORT}", "-w", self.pcap, "-q"],
+                                  stdout=subprocess.DEVNULL, stderr=self.err, start_new_session=True)
+        wait_for("tshark", lambda: "Capture started" in open(self.pcap + ".log").read(), 30)
+        self.responses, self.requests = [], []
+
+    def stop(self):
+        time.sleep(0.5)
+        os.killpg(self.p.pid, signal.SIGINT)
+        self.p.wait(30)
+        self.err.close()
+        out = subprocess.run(["tshark", "-r", self.pcap, "-Y", "tcp.len>0", "-T", "fields", "-e", "tcp.stream",
+                              "-e", "tcp.srcport", "-e", "tcp.seq", "-e", "tcp.payload"],
+                             capture_output=True, text=True, timeout=120).stdout
+        streams = {}
+        for line in out.splitlines():
+            parts = line.split("\t")
+            if len(parts) < 4 or not parts[3]:
+                continue
+            key = (parts[0], parts[1] == str(MIRROR_PORT))
+            streams.setdefault(key, {})[int(parts[2])] = bytes.fromhex(parts[3].replace(":", ""))
+        for (stream, from_server), segs in streams.items():
+            data = b"".join(segs[k] for k in sorted(segs))
+            if from_server:
+                for m in STATUS_RE.finditer(data):
+                    self.responses.append((int(m.group(1)), _headers(m.group(2))))
+            else:
+                for m in REQUEST_RE.finditer(data):
+                    self.requests.append((m.group(1).decode(), m.group(2).decode(), _headers(m.group(3))))
+        return self
+
+
+@pytest.fixture
+def tap(stack):
+    t = Tap(stack.dir)
+    try:
+        yield t
+    finally:
+        if t.p.poll() is None:
+            t.stop()
