@@ -157,6 +157,9 @@ pub fn plan(req: &Incoming<'_>) -> Plan {
             };
         }
         Endpoint::Repo { kind: Kind::Upload, .. } => {
+            // Like the distribution registry in read-only mode: 405 without
+            // Allow (no method is allowed here, and the runtime drops an
+            // empty header value).
             return error(405, Code::Unsupported, "this mirror is read-only; push to the upstream registry itself", "");
         }
         _ if !get_or_head => return not_allowed("GET, HEAD"),
