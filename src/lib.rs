@@ -30,6 +30,12 @@ pub mod scope;
 #[cfg(target_arch = "wasm32")]
 mod edge;
 
+/// The upper-case hex digit for the low four bits of `n`.
+pub(crate) fn hex_digit(n: u8) -> char {
+    let n = n & 15;
+    char::from(if n < 10 { b'0' + n } else { b'A' + n - 10 })
+}
+
 #[cfg(target_arch = "wasm32")]
 #[global_allocator]
 static ALLOC: wee_alloc::WeeAlloc = wee_alloc::WeeAlloc::INIT;

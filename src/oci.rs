@@ -14,7 +14,6 @@ pub enum Code {
     TagInvalid,
     Unsupported,
     Unauthorized,
-    Denied,
     Unavailable,
 }
 
@@ -27,7 +26,6 @@ impl Code {
             Code::TagInvalid => "TAG_INVALID",
             Code::Unsupported => "UNSUPPORTED",
             Code::Unauthorized => "UNAUTHORIZED",
-            Code::Denied => "DENIED",
             Code::Unavailable => "UNAVAILABLE",
         }
     }
@@ -35,7 +33,6 @@ impl Code {
 
 /// Appends `s` as the inside of a JSON string.
 pub fn json_escape(s: &str, out: &mut String) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
     for ch in s.chars() {
         match ch {
             '"' => out.push_str("\\\""),
@@ -45,8 +42,8 @@ pub fn json_escape(s: &str, out: &mut String) {
             '\t' => out.push_str("\\t"),
             c if (c as u32) < 0x20 => {
                 out.push_str("\\u00");
-                out.push(char::from(HEX[(c as usize) >> 4]));
-                out.push(char::from(HEX[(c as usize) & 15]));
+                out.push(crate::hex_digit(c as u8 >> 4));
+                out.push(crate::hex_digit(c as u8));
             }
             c => out.push(c),
         }

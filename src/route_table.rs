@@ -256,7 +256,7 @@ fn origin(s: &str, line: usize, key: &str, insecure: bool, path_ok: bool) -> Res
     if tail.contains('#') || tail.bytes().any(|b| b <= 0x20 || b == b'"' || b == b'\\' || b >= 0x7f) {
         return err(line, format!("{} \"{}\" contains characters a URL cannot hold unescaped", key, s));
     }
-    if !path_ok && !(tail.is_empty() || tail == "/") {
+    if !(path_ok || tail.is_empty() || tail == "/") {
         return err(
             line,
             format!("{} \"{}\" has a path; write only scheme and host (the worker adds /v2/...), like \"{}\"", key, s, example),

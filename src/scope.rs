@@ -113,14 +113,13 @@ fn keep(b: u8) -> bool {
 /// Percent-encodes for a query or form value; a space becomes `%20`, which
 /// both query and form parsers read as a space.
 pub fn percent_encode(s: &str, out: &mut String) {
-    const HEX: &[u8; 16] = b"0123456789ABCDEF";
     for &b in s.as_bytes() {
         if keep(b) {
             out.push(char::from(b));
         } else {
             out.push('%');
-            out.push(char::from(HEX[usize::from(b >> 4)]));
-            out.push(char::from(HEX[usize::from(b & 15)]));
+            out.push(crate::hex_digit(b >> 4));
+            out.push(crate::hex_digit(b));
         }
     }
 }

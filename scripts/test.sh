@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Runs every test, installing what is missing first (scripts/setup.sh --test):
+#   1. native unit tests (cargo test), the route-table compiler included;
+#   2. clippy on the wasm build, which denies unwrap/expect/panic/indexing
+#      in the runtime (src/lib.rs);
+#   3. the size check: the release build matches size-report.md;
+#   4. the end-to-end suite (tests/e2e): real registry, token issuer, the
+#      worker in workerd, dockerd, skopeo and containerd, all on loopback.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh --test
+export PATH="$HOME/.cargo/bin:$PATH"
+step() { printf '\n== %s\n' "$*"; }
+
+step "unit tests (native)"
+cargo test --quiet
+
+step "no-panic lints on the runtime (wasm32)"
+cargo clippy --quiet --release --target wasm32-unknown-unknown --lib -- -D warnings
+
+step "size"
+python3 scripts/size_report.py --check
+
+step "end to end"
+python3 -m pytest tests/e2e -q -p no:cacheprovider
