@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what building, running and testing the worker needs, and skips
 # what is already there (a second run takes seconds):
-#   - Rust: the wasm32 target; wasm-bindgen-cli and worker-build at the
-#     versions the worker crate needs (cargo install, ~15 min the first time)
+#   - Rust: the nightly pinned in rust-toolchain.toml with rust-src;
+#     wasm-bindgen-cli and worker-build at the versions the worker crate
+#     needs (cargo install, ~15 min the first time)
 #   - npm: wrangler (workerd), binaryen (wasm-opt), esbuild, from package-lock.json
 #   - with --test: Debian's docker.io, docker-registry, skopeo, containerd,
 #     tshark, wrk; Python's pytest and cryptography for the e2e fixtures
@@ -20,10 +21,18 @@ want_test=false
 
 say() { printf '[setup] %s\n' "$*"; }
 
-if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
-  say "adding the wasm32-unknown-unknown target"
-  rustup target add wasm32-unknown-unknown
+# The toolchain pinned in rust-toolchain.toml, with rust-src for -Zbuild-std.
+toolchain=$(sed -n 's/^channel = "\(.*\)"/\1/p' rust-toolchain.toml)
+if ! rustup run "$toolchain" rustc --version >/dev/null 2>&1 || ! rustup component list --toolchain "$toolchain" --installed 2>/dev/null | grep -q '^rust-src'; then
+  say "installing Rust $toolchain with rust-src and clippy"
+  rustup toolchain install "$toolchain" --profile minimal --component rust-src --component clippy
 fi
+# worker-build refuses to run unless the wasm32 target's library directory
+# exists. With -Zbuild-std, std is built from rust-src and that directory is
+# never read, so an empty one satisfies the check (this nightly publishes no
+# wasm32 rust-std to install into it).
+libdir="$(rustup run "$toolchain" rustc --print sysroot)/lib/rustlib/wasm32-unknown-unknown/lib"
+[ -d "$libdir" ] || mkdir -p "$libdir"
 
 if [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" != "$WASM_BINDGEN_VERSION" ]; then
   say "installing wasm-bindgen-cli $WASM_BINDGEN_VERSION (takes several minutes)"

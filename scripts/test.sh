@@ -16,7 +16,7 @@ step "unit tests (native)"
 cargo test --quiet
 
 step "no-panic lints on the runtime (wasm32)"
-cargo clippy --quiet --release --target wasm32-unknown-unknown --lib -- -D warnings
+cargo clippy --quiet --release --target wasm32-unknown-unknown -Zbuild-std=std,panic_abort --lib -- -D warnings
 
 step "size"
 python3 scripts/size_report.py --check

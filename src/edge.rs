@@ -92,7 +92,7 @@ async fn handle(req: Request) -> Response {
     let method = req.method();
     let headers = req.headers();
     let authorization = headers.has("authorization").unwrap_or(false);
-    let accept_html = headers.get("accept").ok().flatten().is_some_and(|a| a.contains("text/html"));
+    let accept_html = headers.get("accept").ok().flatten().is_some_and(|a| crate::find(&a, "text/html").is_some());
     let incoming = Incoming { method: &method, url: &url, authorization, accept_html };
     match plan(&incoming) {
         Plan::Reply(r) => local(&r),

@@ -30,6 +30,21 @@ pub mod scope;
 #[cfg(target_arch = "wasm32")]
 mod edge;
 
+/// Position of `needle` in `hay`. A plain byte scan: core's `str::find(&str)`
+/// brings the Two-Way searcher, several KB of wasm for strings this short.
+pub(crate) fn find(hay: &str, needle: &str) -> Option<usize> {
+    let n = needle.as_bytes();
+    if n.is_empty() {
+        return Some(0);
+    }
+    hay.as_bytes().windows(n.len()).position(|w| w == n)
+}
+
+/// Position of the last `b` in `s` (a byte scan, no `memrchr`).
+pub(crate) fn rfind_byte(s: &str, b: u8) -> Option<usize> {
+    s.as_bytes().iter().rposition(|&x| x == b)
+}
+
 /// The upper-case hex digit for the low four bits of `n`.
 pub(crate) fn hex_digit(n: u8) -> char {
     let n = n & 15;

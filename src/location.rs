@@ -36,7 +36,7 @@ pub fn is_redirect(status: u16) -> bool {
 
 /// `scheme://authority` of an absolute URL (empty if it has none).
 pub fn origin(url: &str) -> &str {
-    let Some(i) = url.find("://") else { return "" };
+    let Some(i) = crate::find(url, "://") else { return "" };
     let rest = url.get(i + 3..).unwrap_or("");
     let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
     url.get(..i + 3 + end).unwrap_or("")
@@ -72,7 +72,7 @@ pub fn resolve(base: &str, location: &str) -> Result<String, LocationError> {
         return Err(LocationError::Scheme);
     }
     let base_origin = origin(base);
-    let scheme_end = base.find("://").unwrap_or(0);
+    let scheme_end = crate::find(base, "://").unwrap_or(0);
     let mut out = String::with_capacity(base.len() + loc.len());
     if loc.starts_with("//") {
         out.push_str(base.get(..scheme_end + 1).unwrap_or(""));
@@ -90,7 +90,7 @@ pub fn resolve(base: &str, location: &str) -> Result<String, LocationError> {
         if loc.starts_with('?') {
             out.push_str(if path.is_empty() { "/" } else { path });
         } else {
-            let dir = path.rfind('/').map_or("/", |i| path.get(..=i).unwrap_or("/"));
+            let dir = crate::rfind_byte(path, b'/').map_or("/", |i| path.get(..=i).unwrap_or("/"));
             out.push_str(dir);
         }
         out.push_str(loc);

@@ -61,7 +61,7 @@ impl PathError {
 
 /// Splits off the last `/`-separated segment: `("a/b", "c")` for `"a/b/c"`.
 fn split_last(s: &str) -> Option<(&str, &str)> {
-    s.rfind('/').map(|i| (s.get(..i).unwrap_or(""), s.get(i + 1..).unwrap_or("")))
+    crate::rfind_byte(s, b'/').map(|i| (s.get(..i).unwrap_or(""), s.get(i + 1..).unwrap_or("")))
 }
 
 /// Classifies an absolute path (no query).
@@ -92,7 +92,7 @@ pub fn classify(path: &str) -> Result<Endpoint<'_>, PathError> {
                 digest(last)?;
                 (Kind::Blob, name)
             }
-            _ => match s.find("/blobs/uploads") {
+            _ => match crate::find(s, "/blobs/uploads") {
                 Some(i) if matches!(s.as_bytes().get(i + 14), None | Some(b'/')) => {
                     (Kind::Upload, s.get(..i).unwrap_or(""))
                 }

@@ -77,7 +77,8 @@ pub struct Token {
 /// `(scheme, authority, path, query)` of an absolute URL; the fragment is
 /// dropped and a missing path is `/`.
 pub fn split_url(url: &str) -> Option<(&str, &str, &str, &str)> {
-    let (scheme, rest) = url.split_once("://")?;
+    let i = crate::find(url, "://")?;
+    let (scheme, rest) = (url.get(..i)?, url.get(i + 3..)?);
     let rest = rest.split('#').next().unwrap_or("");
     let (before_query, query) = rest.split_once('?').unwrap_or((rest, ""));
     let (authority, path) = match before_query.find('/') {

@@ -51,7 +51,7 @@ pub fn rewrite_scope(scope: &str, library: bool, out: &mut String) {
         if i > 0 {
             out.push(' ');
         }
-        match (item.find(':'), item.rfind(':')) {
+        match (item.find(':'), crate::rfind_byte(item, b':')) {
             (Some(a), Some(b)) if library && a < b => {
                 let kind = item.get(..a).unwrap_or("");
                 let name = item.get(a + 1..b).unwrap_or("");
