@@ -6,14 +6,14 @@
 #     needs (cargo install, ~15 min the first time)
 #   - npm: wrangler (workerd), binaryen (wasm-opt), esbuild, from package-lock.json
 #   - with --test: Debian's docker.io, docker-registry, skopeo, containerd,
-#     tshark, wrk; Python's pytest and cryptography for the e2e fixtures
+#     tshark, apache2-utils (ab), nginx-light; Python's pytest and cryptography for the e2e fixtures
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
 
 WASM_BINDGEN_VERSION=0.2.130
 WORKER_BUILD_VERSION=0.8.7
-APT_PACKAGES=(docker.io docker-registry skopeo containerd tshark wrk)
+APT_PACKAGES=(docker.io docker-registry skopeo containerd tshark apache2-utils nginx-light)
 PIP_PACKAGES=(pytest==8.3.4 cryptography==48.0.0)
 
 want_test=false

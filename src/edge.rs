@@ -94,11 +94,34 @@ async fn handle(req: Request) -> Response {
     let authorization = headers.has("authorization").unwrap_or(false);
     let accept_html = headers.get("accept").ok().flatten().is_some_and(|a| crate::find(&a, "text/html").is_some());
     let incoming = Incoming { method: &method, url: &url, authorization, accept_html };
-    match plan(&incoming) {
+    let resp = match plan(&incoming) {
         Plan::Reply(r) => local(&r),
         Plan::Forward(f) => forward(&headers, f).await,
         Plan::Token(t) => token(&req, &headers, t).await,
+    };
+    #[cfg(feature = "memory-probe")]
+    probe(&resp);
+    resp
+}
+
+/// Test builds: the linear-memory size in 64 KiB pages, as a header.
+#[cfg(feature = "memory-probe")]
+fn probe(resp: &Response) {
+    let mut pages = core::arch::wasm32::memory_size(0);
+    let mut digits = [b'0'; 10];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        if let Some(d) = digits.get_mut(i) {
+            *d = b'0' + (pages % 10) as u8;
+        }
+        pages /= 10;
+        if pages == 0 || i == 0 {
+            break;
+        }
     }
+    let text = core::str::from_utf8(digits.get(i..).unwrap_or(b"0")).unwrap_or("0");
+    let _ = resp.headers().set("x-wasm-memory-pages", text);
 }
 
 fn new_headers() -> Headers {

@@ -1,0 +1,45 @@
+-- wrk script for the benchmark and the soak: one request kind per run, taken
+-- from the environment (METHOD, TARGET, HEADERS as "Name: value|Name: value",
+-- STATUS expected). Each thread stops sending after LIMIT responses, so a run
+-- is bounded in count as well as by wrk's -d duration; responses with another
+-- status are counted and reported.
+local method = os.getenv("METHOD") or "GET"
+local target = os.getenv("TARGET") or "/"
+local expect = tonumber(os.getenv("STATUS") or "200")
+local limit = tonumber(os.getenv("LIMIT") or "100000")
+local headers = {}
+for pair in string.gmatch(os.getenv("HEADERS") or "", "[^|]+") do
+  local k, v = string.match(pair, "^([^:]+):%s*(.*)$")
+  if k then headers[k] = v end
+end
+local req = wrk.format(method, target, headers)
+
+local threads = {}
+function setup(thread)
+  table.insert(threads, thread)
+end
+
+function init(args)
+  finished = 0
+  bad = 0
+end
+
+function request()
+  return req
+end
+
+function response(status, hdrs, body)
+  if status ~= expect then bad = bad + 1 end
+  finished = finished + 1
+  if finished >= limit then wrk.thread:stop() end
+end
+
+function done(summary, latency, requests)
+  local total, unexpected = 0, 0
+  for _, t in ipairs(threads) do
+    total = total + t:get("finished")
+    unexpected = unexpected + t:get("bad")
+  end
+  io.write(string.format("RESULT requests=%d unexpected=%d errors=%d\n", total, unexpected,
+    summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout))
+end

@@ -1,0 +1,238 @@
+"""Shared parts of the benchmark (scripts/bench.py) and the soak
+(scripts/soak.py): the nginx upstream fixture, the worker under plain
+`workerd serve`, bounded wrk runs (bench/load.lua), and CPU and memory readings from /proc.
+
+Everything listens on 127.0.0.0/8 and is stopped by PID when done.
+"""
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+WORKERD = os.path.join(ROOT, "node_modules", ".bin", "workerd")
+UPSTREAM = "127.0.0.20:16001"
+MIRROR_HOST = "docker.bench.test"
+COMPAT_DATE = "2026-04-01"
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def port_open(host, port):
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def wait_port(host, port, proc, what, timeout=60):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with {proc.returncode}")
+        if port_open(host, port):
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"{what} did not listen on {host}:{port} within {timeout}s")
+
+
+def stop(proc):
+    if proc and proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+
+
+def build_worker(features=None):
+    """The release worker with the bench route table (as deployment builds it)."""
+    env = dict(os.environ, ROUTES="bench/routes.bench.toml")
+    args = ["bash", "scripts/build-worker.sh"]
+    if features:
+        args += ["--", "--features", features]
+    r = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True)
+    if r.returncode != 0:
+        raise RuntimeError(f"build failed:\n{r.stdout[-3000:]}{r.stderr[-3000:]}")
+
+
+class Upstream:
+    """nginx serving a manifest, a blob (via a 307 to its CDN server) and
+    token and challenge answers; see bench/nginx.conf."""
+
+    def __init__(self, workdir, blob_bytes=64 * 1024):
+        self.dir = workdir
+        blob = hashlib.sha256(b"bench").digest() * (blob_bytes // 32)
+        self.blob_digest = "sha256:" + hashlib.sha256(blob).hexdigest()
+        self.blob = blob
+        os.makedirs(os.path.join(workdir, "blobs"), exist_ok=True)
+        with open(os.path.join(workdir, "blobs", self.blob_digest), "wb") as f:
+            f.write(blob)
+        manifest = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+                               "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "size": 2,
+                                          "digest": "sha256:" + hashlib.sha256(b"{}").hexdigest()},
+                               "layers": [{"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip",
+                                           "size": len(blob), "digest": self.blob_digest}]}).encode()
+        self.manifest = manifest
+        self.manifest_digest = "sha256:" + hashlib.sha256(manifest).hexdigest()
+        with open(os.path.join(workdir, "manifest.json"), "wb") as f:
+            f.write(manifest)
+        conf = open(os.path.join(ROOT, "bench", "nginx.conf")).read()
+        conf = conf.replace("@DIR@", workdir).replace("@MANIFEST_DIGEST@", self.manifest_digest)
+        self.conf = os.path.join(workdir, "nginx.conf")
+        with open(self.conf, "w") as f:
+            f.write(conf)
+        self.proc = subprocess.Popen(["nginx", "-g", "daemon off;", "-c", self.conf, "-e", os.path.join(workdir, "nginx-error.log")],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_port("127.0.0.20", 16001, self.proc, "nginx")
+        wait_port("127.0.0.21", 16002, self.proc, "nginx")
+
+    def close(self):
+        stop(self.proc)
+
+
+WORKERD_CONFIG = """using Workerd = import "/workerd/workerd.capnp";
+const config :Workerd.Config = (
+  services = [
+    (name = "main", worker = .worker),
+    (name = "internet", network = (allow = ["public", "private", "local"])),
+  ],
+  sockets = [(name = "http", address = "{addr}", http = (), service = "main")],
+);
+const worker :Workerd.Worker = (
+  modules = [{modules}],
+  compatibilityDate = "{date}",
+);
+"""
+
+
+class Workerd:
+    """One worker under plain `workerd serve` (no wrangler proxy, inspector or
+    logging in the way). kind is "rust" (build/) or "js" (bench/baseline.js)."""
+
+    def __init__(self, workdir, kind, addr):
+        self.kind = kind
+        self.host, port = addr.rsplit(":", 1)
+        self.port = int(port)
+        d = os.path.join(workdir, f"workerd-{kind}")
+        os.makedirs(d, exist_ok=True)
+        if kind == "rust":
+            shutil.copy(os.path.join(ROOT, "build", "index.js"), d)
+            shutil.copy(os.path.join(ROOT, "build", "index_bg.wasm"), d)
+            modules = '(name = "index.js", esModule = embed "index.js"), (name = "index_bg.wasm", wasm = embed "index_bg.wasm")'
+        else:
+            shutil.copy(os.path.join(ROOT, "bench", "baseline.js"), d)
+            modules = '(name = "baseline.js", esModule = embed "baseline.js")'
+        self.config = os.path.join(d, "config.capnp")
+        with open(self.config, "w") as f:
+            f.write(WORKERD_CONFIG.format(addr=addr, modules=modules, date=COMPAT_DATE))
+        self.log = open(os.path.join(d, "workerd.log"), "w")
+        self.started = time.time()
+        self.proc = subprocess.Popen([WORKERD, "serve", self.config], stdout=self.log, stderr=subprocess.STDOUT)
+        wait_port(self.host, self.port, self.proc, f"workerd ({kind})")
+
+    def cpu_seconds(self):
+        """utime + stime of the workerd process (and its threads)."""
+        fields = open(f"/proc/{self.proc.pid}/stat").read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / TICK
+
+    def rss_kib(self):
+        for line in open(f"/proc/{self.proc.pid}/status"):
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+        return 0
+
+    def close(self):
+        stop(self.proc)
+        self.log.close()
+
+
+# The request kinds: (method, path, extra headers, expected status).
+AUTH = {"Authorization": "Bearer bench-token"}
+MANIFEST = {"Accept": "application/vnd.docker.distribution.manifest.v2+json"}
+
+
+def kinds(blob_digest):
+    return {
+        "ping": ("GET", "/v2/", {}, 401),
+        "token": ("GET", "/token?service=bench&scope=repository%3Aapp%3Apull", {}, 200),
+        "manifest-head": ("HEAD", "/v2/app/manifests/1", {**AUTH, **MANIFEST}, 200),
+        "manifest-get": ("GET", "/v2/app/manifests/1", {**AUTH, **MANIFEST}, 200),
+        "blob": ("GET", f"/v2/app/blobs/{blob_digest}", AUTH, 200),
+        "challenge": ("GET", "/v2/private/manifests/1", AUTH, 401),
+        "error": ("GET", "/v2/Bad_Name/manifests/1", {}, 400),
+    }
+
+
+def keepalive_load(addr, kind, seconds, limit, connections=4):
+    """The same as wrk() from Python threads on persistent connections, for
+    HEAD, which wrk cannot do (it waits for a body of Content-Length bytes)."""
+    import http.client
+    import threading
+
+    method, path, headers, status = kind
+    host, port = addr.rsplit(":", 1)
+    counts, bad, stop_at = [], [], time.time() + seconds
+    lock = threading.Lock()
+
+    def run():
+        c = http.client.HTTPConnection(host, int(port), timeout=10)
+        n = 0
+        while time.time() < stop_at and n < limit:
+            c.request(method, path, headers={"Host": MIRROR_HOST, **headers})
+            r = c.getresponse()
+            r.read()
+            n += 1
+            if r.status != status:
+                with lock:
+                    bad.append(r.status)
+        c.close()
+        with lock:
+            counts.append(n)
+
+    start = time.time()
+    ts = [threading.Thread(target=run) for _ in range(connections)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    total = sum(counts)
+    if bad or len(counts) != connections:
+        raise RuntimeError(f"{method} {path}: {len(bad)} unexpected statuses {sorted(set(bad))[:5]} in {total}")
+    return total, total / (time.time() - start)
+
+
+def wrk(addr, kind, seconds, limit=200000, threads=1, connections=4):
+    """Keep-alive load of one kind with wrk for `seconds`, capped at `limit`
+    responses per thread. kind is a tuple from kinds(). Returns
+    (responses, req/s); raises on any unexpected status or socket error."""
+    method, path, headers, status = kind
+    if method == "HEAD":
+        return keepalive_load(addr, kind, seconds, limit, connections)
+    env = dict(os.environ, METHOD=method, TARGET=path, STATUS=str(status), LIMIT=str(limit),
+               HEADERS="|".join(f"{k}: {v}" for k, v in {"Host": MIRROR_HOST, **headers}.items()))
+    r = subprocess.run(["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{seconds}s", "--timeout", "10s",
+                        "-s", os.path.join(ROOT, "bench", "load.lua"), f"http://{addr}/"],
+                       env=env, capture_output=True, text=True, timeout=seconds + 60)
+    m = re.search(r"RESULT requests=(\d+) unexpected=(\d+) errors=(\d+)", r.stdout)
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", r.stdout)
+    if not m:
+        raise RuntimeError(f"wrk printed no result:\n{r.stdout}{r.stderr}")
+    n, bad, errors = (int(x) for x in m.groups())
+    if bad or errors or n == 0:
+        raise RuntimeError(f"{method} {path}: {bad} unexpected statuses, {errors} socket errors in {n} (expected {status})")
+    return n, float(rps.group(1)) if rps else 0.0
+
+
+def workdir():
+    d = tempfile.mkdtemp(prefix="edge-mirror-load-")
+    os.chmod(d, 0o755)  # nginx's workers run as nobody and serve files from here
+    return d
