@@ -131,6 +131,11 @@ pub fn plan(req: &Incoming<'_>) -> Plan {
     if req.url.len() > MAX_URL {
         return error(414, Code::Unsupported, "the request URL is longer than 8192 bytes", "");
     }
+    // The runtime hands over a parsed, percent-encoded URL; anything else is
+    // refused rather than forwarded.
+    if req.url.bytes().any(|b| b <= b' ' || b >= 0x7f) {
+        return error(400, Code::Unsupported, "the request URL has spaces, control characters or raw non-ASCII bytes", "");
+    }
     let Some((scheme, authority, path, query)) = split_url(req.url) else {
         return error(400, Code::Unsupported, "the request URL is not absolute", "");
     };
