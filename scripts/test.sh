@@ -4,7 +4,11 @@
 #   2. clippy on the wasm build, which denies unwrap/expect/panic/indexing
 #      in the runtime (src/lib.rs);
 #   3. the size check: the release build matches size-report.md;
-#   4. the end-to-end suite (tests/e2e): real registry, token issuer, the
+#   4. a short fuzz pass over every cargo-fuzz target (scripts/fuzz.sh);
+#   5. a short soak (scripts/soak.py): 20,000 mixed requests in one workerd
+#      isolate at 64 connections, linear memory flat and under 2 MiB, every
+#      blob and manifest byte verified by digest;
+#   6. the end-to-end suite (tests/e2e): real registry, token issuer, the
 #      worker in workerd, dockerd, skopeo and containerd, all on loopback.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,6 +24,12 @@ cargo clippy --quiet --release --target wasm32-unknown-unknown -Zbuild-std=std,p
 
 step "size"
 python3 scripts/size_report.py --check
+
+step "fuzz (short)"
+bash scripts/fuzz.sh "${FUZZ_SECONDS:-15}"
+
+step "soak (short)"
+python3 scripts/soak.py --requests "${SOAK_REQUESTS:-20000}"
 
 step "end to end"
 python3 -m pytest tests/e2e -q -p no:cacheprovider
