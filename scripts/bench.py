@@ -55,6 +55,8 @@ def main():
     ap.add_argument("--seconds", type=int, default=4, help="seconds of load per kind and worker")
     ap.add_argument("--requests", type=int, default=500000, help="cap on requests per kind and worker")
     ap.add_argument("--no-build", action="store_true")
+    ap.add_argument("--cold-runs", type=int, default=5)
+    ap.add_argument("--kinds", default=",".join(KINDS), help="comma-separated subset of " + ",".join(KINDS))
     a = ap.parse_args()
     if not a.no_build:
         loadlib.build_worker()
@@ -62,10 +64,10 @@ def main():
     up = loadlib.Upstream(work)
     workers = {}
     try:
-        cold = {k: cold_start(work, k) for k in ("rust", "js")}
+        cold = {k: cold_start(work, k, runs=a.cold_runs) for k in ("rust", "js")}
         workers = {k: loadlib.Workerd(work, k, ADDRS[k]) for k in ("rust", "js")}
         rows = []
-        for kind in KINDS:
+        for kind in a.kinds.split(","):
             res = {}
             for w in ("rust", "js"):
                 spec = loadlib.kinds(up.blob_digest)[kind]

@@ -32,6 +32,7 @@ import loadlib  # noqa: E402
 
 ADDR = "127.0.0.32:18082"
 LIMIT_PAGES = 32  # 2 MiB of 64 KiB pages
+WORKER = "rust"
 
 
 def get(conn, path, headers):
@@ -41,6 +42,8 @@ def get(conn, path, headers):
 
 
 def pages():
+    if WORKER == "js":
+        return 0
     c = http.client.HTTPConnection(*ADDR.split(":"), timeout=10)
     try:
         status, p, _ = get(c, "/v2/", {})
@@ -92,12 +95,16 @@ def main():
     ap.add_argument("--warmup", type=int, default=3, help="rounds over all kinds before sampling starts")
     ap.add_argument("--max-seconds", type=int, default=1200, help="give up (and fail) after this long")
     ap.add_argument("--no-build", action="store_true")
+    ap.add_argument("--worker", choices=["rust", "js"], default="rust",
+                    help="js: the baseline worker under the same load, for comparing workerd's RSS (no linear-memory checks)")
     a = ap.parse_args()
-    if not a.no_build:
+    global WORKER
+    WORKER = a.worker
+    if not a.no_build and a.worker == "rust":
         loadlib.build_worker(features="memory-probe")
     work = loadlib.workdir()
     up = loadlib.Upstream(work)
-    w = loadlib.Workerd(work, "rust", ADDR)
+    w = loadlib.Workerd(work, a.worker, ADDR)
     checker = Checker(up)
     failures = []
     try:

@@ -16,7 +16,7 @@ use std::convert::Infallible;
 use wasm_bindgen::prelude::wasm_bindgen;
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
-use web_sys::{AbortController, Headers, Request, RequestInit, RequestRedirect, Response, ResponseInit};
+use web_sys::{Headers, Request, Response};
 use worker::{event, js_sys, Context, Env};
 
 use crate::challenge;
@@ -33,30 +33,21 @@ const UPSTREAM_TIMEOUT_MS: u32 = 20_000;
 /// Largest OAuth2 token form accepted.
 const MAX_FORM: usize = 16 * 1024;
 
-/// Request headers passed to the upstream; everything else (cookies, `cf-*`,
-/// `x-forwarded-*`, hop-by-hop headers) stays behind. `authorization` is
-/// removed again before any hop to another origin.
-const FORWARDED: &[&str] = &[
-    "accept",
-    "authorization",
-    "if-match",
-    "if-modified-since",
-    "if-none-match",
-    "if-range",
-    "if-unmodified-since",
-    "range",
-    "user-agent",
-];
-
-/// Response headers never passed to the client.
-const DROPPED: &[&str] = &["set-cookie", "connection", "keep-alive", "proxy-authenticate", "trailer", "upgrade"];
-
-#[wasm_bindgen]
+// src/edge.js: host calls batched into one crossing each. The request-header
+// allow-list and the dropped response headers live there.
+#[wasm_bindgen(module = "/src/edge.js")]
 extern "C" {
-    #[wasm_bindgen(catch, js_name = fetch)]
-    fn js_fetch(url: &str, init: &RequestInit) -> Result<js_sys::Promise, JsValue>;
-    #[wasm_bindgen(js_namespace = scheduler, js_name = wait)]
-    fn scheduler_wait(ms: u32) -> js_sys::Promise;
+    fn describe(request: &Request) -> String;
+    #[wasm_bindgen(js_name = forwardedHeaders)]
+    fn forwarded_headers(request: &Request) -> Headers;
+    #[wasm_bindgen(catch)]
+    fn send(url: &str, method: &str, headers: &Headers, body: Option<String>, drop_authorization: bool, ms: u32)
+        -> Result<js_sys::Promise, JsValue>;
+    fn header(response: &Response, name: &str) -> Option<String>;
+    #[wasm_bindgen(js_name = takeLocation)]
+    fn take_location(response: &Response) -> String;
+    fn relay(response: &Response, challenges: Option<String>, location: Option<String>) -> Response;
+    fn reply(status: u16, body: &str, content_type: &str, challenge: Option<String>, allow: Option<String>) -> Response;
 }
 
 #[event(fetch)]
@@ -88,16 +79,22 @@ fn fail_reply(fail: Fail, url: &str) -> Response {
 }
 
 async fn handle(req: Request) -> Response {
-    let url = req.url();
-    let method = req.method();
-    let headers = req.headers();
-    let authorization = headers.has("authorization").unwrap_or(false);
-    let accept_html = headers.get("accept").ok().flatten().is_some_and(|a| crate::find(&a, "text/html").is_some());
-    let incoming = Incoming { method: &method, url: &url, authorization, accept_html };
+    // "METHOD FLAGS URL" in one crossing.
+    let described = describe(&req);
+    let mut parts = described.splitn(3, ' ');
+    let method = parts.next().unwrap_or("");
+    let flags = parts.next().unwrap_or("0");
+    let url = parts.next().unwrap_or("");
+    let incoming = Incoming {
+        method,
+        url,
+        authorization: matches!(flags, "1" | "3"),
+        accept_html: matches!(flags, "2" | "3"),
+    };
     let resp = match plan(&incoming) {
         Plan::Reply(r) => local(&r),
-        Plan::Forward(f) => forward(&headers, f).await,
-        Plan::Token(t) => token(&req, &headers, t).await,
+        Plan::Forward(f) => forward(&req, f).await,
+        Plan::Token(t) => token(&req, t).await,
     };
     #[cfg(feature = "memory-probe")]
     probe(&resp);
@@ -124,83 +121,44 @@ fn probe(resp: &Response) {
     let _ = resp.headers().set("x-wasm-memory-pages", text);
 }
 
-fn new_headers() -> Headers {
-    // `new Headers()` does not throw; the fallback keeps this total.
-    Headers::new().unwrap_or_else(|_| JsValue::UNDEFINED.unchecked_into())
-}
-
 /// A local answer as a Response.
 fn local(r: &Reply) -> Response {
-    let h = new_headers();
     let (ctype, body) = match &r.body {
         Body::Json(s) => ("application/json", s.as_str()),
         Body::Html(s) => ("text/html; charset=utf-8", *s),
     };
-    let _ = h.set("content-type", ctype);
-    let _ = h.set("docker-distribution-api-version", "registry/2.0");
-    if let Some(c) = &r.challenge {
-        let _ = h.set("www-authenticate", c);
-    }
-    if let Some(a) = r.allow {
-        let _ = h.set("allow", a);
-    }
-    let init = ResponseInit::new();
-    init.set_status(r.status);
-    init.set_headers(&h);
-    Response::new_with_opt_str_and_init(Some(body), &init)
-        .unwrap_or_else(|_| JsValue::UNDEFINED.unchecked_into())
+    reply(r.status, body, ctype, r.challenge.clone(), r.allow.map(str::to_string))
 }
 
 /// Fetches `first`, following redirects when the route says so. Returns the
-/// final response and the URL that gave it.
+/// final response and the URL that gave it. The client's Authorization goes
+/// only to the origin of `first`: it is removed before any other hop.
 async fn fetch_upstream(
     route: &Route,
     first: &str,
     method: &str,
     headers: &Headers,
-    body: Option<&str>,
+    body: Option<String>,
 ) -> Result<(Response, String), (Fail, String)> {
     let mut url = first.to_string();
     let mut hops = 0;
     loop {
-        if !same_origin(&url, first) {
-            let _ = headers.delete("authorization");
-        }
-        let init = RequestInit::new();
-        init.set_method(method);
-        init.set_headers(headers);
-        init.set_redirect(RequestRedirect::Manual);
-        if let Some(b) = body {
-            init.set_body(&JsValue::from_str(b));
-        }
-        let controller = AbortController::new().ok();
-        if let Some(c) = &controller {
-            init.set_signal(Some(&c.signal()));
-        }
-        let Ok(pending) = js_fetch(&url, &init) else { return Err((Fail::Unreachable, url)) };
-        let race = js_sys::Promise::race(&js_sys::Array::of2(&pending, &scheduler_wait(UPSTREAM_TIMEOUT_MS)));
-        let resp: Response = match JsFuture::from(race).await {
-            Ok(v) if v.is_undefined() => {
-                if let Some(c) = controller {
-                    c.abort();
-                }
-                return Err((Fail::Timeout, url));
-            }
+        let Ok(pending) = send(&url, method, headers, body.clone(), !same_origin(&url, first), UPSTREAM_TIMEOUT_MS) else {
+            return Err((Fail::Unreachable, url));
+        };
+        let resp: Response = match JsFuture::from(pending).await {
+            Ok(v) if v.is_undefined() => return Err((Fail::Timeout, url)),
             Ok(v) => v.unchecked_into(),
             Err(_) => return Err((Fail::Unreachable, url)),
         };
-        let status = resp.status();
-        if !(route.follow_redirects && is_redirect(status)) {
+        if !(route.follow_redirects && is_redirect(resp.status())) {
             return Ok((resp, url));
         }
         hops += 1;
         if hops > MAX_HOPS {
             return Err((Fail::TooManyRedirects, url));
         }
-        let loc = resp.headers().get("location").ok().flatten().unwrap_or_default();
-        if let Some(b) = resp.body() {
-            let _ = b.cancel();
-        }
+        let loc = take_location(&resp);
         url = match resolve(&url, &loc) {
             Ok(next) => next,
             Err(e) => return Err((Fail::Location(e), url)),
@@ -208,54 +166,32 @@ async fn fetch_upstream(
     }
 }
 
-/// Copies the allow-listed request headers.
-fn upstream_headers(client: &Headers) -> Headers {
-    let h = new_headers();
-    for name in FORWARDED {
-        if let Ok(Some(v)) = client.get(name) {
-            let _ = h.append(name, &v);
-        }
-    }
-    h
-}
-
 /// Streams an upstream response to the client. On a 401 with `realm`, the
 /// challenge is rewritten; a passed-through redirect gets an absolute
 /// Location.
-fn relay(up: Response, url: &str, realm: Option<&str>) -> Result<Response, Fail> {
+fn relay_upstream(up: Response, url: &str, realm: Option<&str>) -> Result<Response, Fail> {
     let status = up.status();
-    // `new Response(body, response)`: the upstream response is a valid init
-    // (status, statusText, headers), and the copy's headers are mutable.
-    let out = Response::new_with_opt_readable_stream_and_init(up.body().as_ref(), up.unchecked_ref::<ResponseInit>())
-        .map_err(|_| Fail::Unreachable)?;
-    let h = out.headers();
-    for name in DROPPED {
-        let _ = h.delete(name);
-    }
+    let mut challenges = None;
+    let mut location = None;
     if status == 401 {
         if let Some(realm) = realm {
-            let value = h.get("www-authenticate").ok().flatten().unwrap_or_default();
+            let value = header(&up, "www-authenticate").unwrap_or_default();
             let lines = challenge::rewrite(&value, realm).map_err(Fail::Challenge)?;
-            let _ = h.delete("www-authenticate");
-            for line in &lines {
-                let _ = h.append("www-authenticate", line);
-            }
-            let _ = h.set("docker-distribution-api-version", "registry/2.0");
+            challenges = Some(lines.join("\n"));
         }
     } else if is_redirect(status) {
-        if let Ok(Some(loc)) = h.get("location") {
-            let abs = resolve(url, &loc).map_err(Fail::Location)?;
-            let _ = h.set("location", &abs);
+        if let Some(loc) = header(&up, "location") {
+            location = Some(resolve(url, &loc).map_err(Fail::Location)?);
         }
     }
-    Ok(out)
+    Ok(relay(&up, challenges, location))
 }
 
-async fn forward(client: &Headers, f: Forward) -> Response {
-    let headers = upstream_headers(client);
+async fn forward(req: &Request, f: Forward) -> Response {
+    let headers = forwarded_headers(req);
     let method = if f.head { "HEAD" } else { "GET" };
     match fetch_upstream(f.route, &f.url, method, &headers, None).await {
-        Ok((up, url)) => relay(up, &url, Some(&f.realm)).unwrap_or_else(|e| fail_reply(e, &url)),
+        Ok((up, url)) => relay_upstream(up, &url, Some(&f.realm)).unwrap_or_else(|e| fail_reply(e, &url)),
         Err((e, url)) => fail_reply(e, &url),
     }
 }
@@ -268,11 +204,12 @@ async fn realm_of(route: &Route) -> Result<String, (Fail, String)> {
     let mut ping = String::with_capacity(route.upstream.len() + 4);
     ping.push_str(route.upstream);
     ping.push_str("/v2/");
-    let (resp, url) = fetch_upstream(route, &ping, "GET", &new_headers(), None).await?;
+    let empty = Headers::new().map_err(|_| (Fail::Unreachable, ping.clone()))?;
+    let (resp, url) = fetch_upstream(route, &ping, "GET", &empty, None).await?;
     if resp.status() != 401 {
         return Err((Fail::NoToken, url));
     }
-    let value = resp.headers().get("www-authenticate").ok().flatten().unwrap_or_default();
+    let value = header(&resp, "www-authenticate").unwrap_or_default();
     let realm = challenge::bearer_realm(&value).ok_or((Fail::NoToken, url.clone()))?;
     resolve(&url, &realm).map_err(|e| (Fail::Location(e), url))
 }
@@ -281,7 +218,7 @@ fn bad_request(message: &str) -> Response {
     local(&Reply { status: 400, body: Body::Json(error_body(Code::Unsupported, message, "")), challenge: None, allow: None })
 }
 
-async fn token(req: &Request, client: &Headers, t: Token) -> Response {
+async fn token(req: &Request, t: Token) -> Response {
     let mut url = match realm_of(t.route).await {
         Ok(r) => r,
         Err((e, url)) => return fail_reply(e, &url),
@@ -294,10 +231,11 @@ async fn token(req: &Request, client: &Headers, t: Token) -> Response {
         url.push(if url.contains('?') { '&' } else { '?' });
         url.push_str(&query);
     }
-    let headers = upstream_headers(client);
-    let mut form = String::new();
+    let headers = forwarded_headers(req);
+    let mut body = None;
     if t.post {
-        let too_big = client
+        let too_big = req
+            .headers()
             .get("content-length")
             .ok()
             .flatten()
@@ -312,15 +250,16 @@ async fn token(req: &Request, client: &Headers, t: Token) -> Response {
         if text.len() > MAX_FORM {
             return bad_request("the token form is larger than 16 KiB");
         }
+        let mut form = String::with_capacity(text.len() + 16);
         if let Err(e) = rewrite_token_params(&text, t.route.library, &mut form) {
             return bad_request(e.as_str());
         }
         let _ = headers.set("content-type", "application/x-www-form-urlencoded");
+        body = Some(form);
     }
     let method = if t.post { "POST" } else { "GET" };
-    let body = if t.post { Some(form.as_str()) } else { None };
     match fetch_upstream(t.route, &url, method, &headers, body).await {
-        Ok((up, url)) => relay(up, &url, None).unwrap_or_else(|e| fail_reply(e, &url)),
+        Ok((up, url)) => relay_upstream(up, &url, None).unwrap_or_else(|e| fail_reply(e, &url)),
         Err((e, url)) => fail_reply(e, &url),
     }
 }
