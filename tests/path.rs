@@ -24,6 +24,12 @@ fn classifies_registry_paths() {
         ("/v2/a/blobs/uploads/", Endpoint::Repo { name: "a", rest: "/blobs/uploads/", kind: Kind::Upload }),
         ("/v2/a/blobs/uploads", Endpoint::Repo { name: "a", rest: "/blobs/uploads", kind: Kind::Upload }),
         ("/v2/a/b/blobs/uploads/5f3e-uuid", Endpoint::Repo { name: "a/b", rest: "/blobs/uploads/5f3e-uuid", kind: Kind::Upload }),
+        // Found by fuzzing: an upload path's tail is not checked (uploads are
+        // refused with 405 and never forwarded).
+        (
+            "/v2/v2/a/b/mobsoa2/x/blobs/uploads/uuds/%uia/b/mdobs",
+            Endpoint::Repo { name: "v2/a/b/mobsoa2/x", rest: "/blobs/uploads/uuds/%uia/b/mdobs", kind: Kind::Upload },
+        ),
         // A component may be called "blobs" or "manifests".
         (&blobs_name, Endpoint::Repo { name: "x/blobs", rest: "/manifests/latest", kind: Kind::Manifest }),
     ];

@@ -132,6 +132,7 @@ fn local_errors_have_the_right_status_and_code() {
         ("GET", "https://docker.mirror.example.com/v1/search".into(), 404, "UNSUPPORTED"),
         ("POST", "https://docker.mirror.example.com/v2/busybox/blobs/uploads/".into(), 405, "UNSUPPORTED"),
         ("GET", "https://docker.mirror.example.com/v2/busybox/blobs/uploads/abc".into(), 405, "UNSUPPORTED"),
+        ("GET", "https://docker.mirror.example.com/v2/v2/a/x/blobs/uploads/uuds/%uia/b/mdobs".into(), 405, "UNSUPPORTED"),
         ("PUT", "https://docker.mirror.example.com/v2/busybox/manifests/latest".into(), 405, "UNSUPPORTED"),
         ("DELETE", format!("https://docker.mirror.example.com/v2/busybox/blobs/{D}"), 405, "UNSUPPORTED"),
         ("PATCH", "https://docker.mirror.example.com/v2/".into(), 405, "UNSUPPORTED"),
