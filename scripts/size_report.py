@@ -11,7 +11,10 @@ budgets below (the size check CI runs). --no-build reuses build/.
 """
 
 import argparse
+import csv
 import datetime
+import io
+import shutil
 import gzip
 import os
 import re
@@ -48,6 +51,7 @@ def build():
 def deploy_dry_run():
     """What `wrangler deploy` would upload, as wrangler itself reports it."""
     out = os.path.join(ROOT, "build", "deploy")
+    shutil.rmtree(out, ignore_errors=True)
     env = dict(os.environ, WRANGLER_SEND_METRICS="false", CI="true")
     r = run(["node_modules/.bin/wrangler", "deploy", "--dry-run", "--outdir", out], env=env, timeout=600)
     m = re.search(r"Total Upload: ([\d.]+) KiB / gzip: ([\d.]+) KiB", r.stdout + r.stderr)
@@ -74,10 +78,27 @@ def twiggy_top():
     r = run([os.path.join(ROOT, "node_modules", ".bin", "wasm-opt"), *flags, named, "-o", named])
     if r.returncode != 0:
         return f"(wasm-opt failed: {r.stderr.strip()[:300]})"
-    r = run([os.path.expanduser("~/.cargo/bin/twiggy"), "top", "-n", "25", named])
+    r = run([os.path.expanduser("~/.cargo/bin/twiggy"), "top", "-n", "100000", "-f", "csv", named])
     if r.returncode != 0:
-        return f"(twiggy failed: {r.stderr.strip()[:300]})"
-    return r.stdout.rstrip()
+        return f"(twiggy failed: {r.stderr.strip()[:300]})", ""
+    rows = [(int(x["ShallowSize"]), x["Name"]) for x in csv.DictReader(io.StringIO(r.stdout))]
+    rows = [(n, name) for n, name in rows if not name.startswith('"function names"')]
+    total = sum(n for n, _ in rows)
+    top = "\n".join(f"{n:7} {100 * n / total:5.1f}%  {name[:130]}" for n, name in sorted(rows, reverse=True)[:25])
+    groups = {}
+    for n, name in rows:
+        m = re.match(r"^[<&]*([a-z_0-9]+)\[", name) or re.match(r"^([a-z_0-9]+)::", name)
+        if name.startswith("data segment"):
+            key = "static data (.rodata: strings, tables; ours and the crates')"
+        elif m:
+            key = m.group(1)
+        elif "shim" in name or name.startswith(("__wbg", "__wbindgen", "__externref", "intounderlying")):
+            key = "wasm-bindgen import/export shims"
+        else:
+            key = "sections and tables (type, import, export, element, ...)"
+        groups[key] = groups.get(key, 0) + n
+    by_crate = "\n".join(f"| {k} | {v} | {100 * v / total:.1f}% |" for k, v in sorted(groups.items(), key=lambda kv: -kv[1]))
+    return top, by_crate
 
 
 def versions():
@@ -170,7 +191,7 @@ def main():
 
     tools, crates = versions()
     profile, opt_flags, toolchain, extra = build_flags()
-    top = twiggy_top()
+    top, by_crate = twiggy_top()
     status = lambda ok: "within" if ok else "OVER"
     out = f"""# Size report
 
@@ -195,8 +216,14 @@ wasm + JS ≤ {BUDGET_TOTAL_GZIP // KIB} KiB gzip: {status(total_gz <= BUDGET_TO
 
 ## Largest wasm contributors
 
-`twiggy top` of the release wasm rebuilt with its name section kept (the
-shipped one has none; the name section itself is the "function names" row):
+From `twiggy top` of the release wasm rebuilt with its name section kept (the
+shipped one has none; the name section itself is left out of these figures).
+Async functions are monomorphised into `js_sys::futures::future_to_promise`,
+so the request handler's state machine is counted under `js_sys`.
+
+| where the bytes are | bytes | share |
+| --- | ---: | ---: |
+{by_crate}
 
 ```text
 {top}
