@@ -146,9 +146,18 @@ def test_forwarding_keeps_what_registries_need_and_drops_the_rest(stack):
     marks = stack.marks()
     s, headers, body = stack.request("GET", D, f"/v2/multilayer/blobs/{digest}", {"Authorization": "Bearer " + tok, "Range": "bytes=100-199"})
     assert s == 206 and len(body) == 100 and hget(headers, "content-range")[0].startswith("bytes 100-199/")
+    blob_total = int(hget(headers, "content-range")[0].rsplit("/", 1)[1])
     got = stack.since(marks)
     assert [e["range"] for e in got["front"]] == ["bytes=100-199"] and got["front"][0]["auth"]
     assert [(e["range"], e["auth"]) for e in got["cdn"]] == [("bytes=100-199", False)]
+
+    # HEAD on a blob stays HEAD through the redirect, with the blob's length.
+    marks = stack.marks()
+    s, headers, body = stack.request("HEAD", D, f"/v2/multilayer/blobs/{digest}", {"Authorization": "Bearer " + tok})
+    got = stack.since(marks)
+    assert s == 200 and body == b""
+    assert hget(headers, "content-length") == [str(blob_total)]
+    assert [e["method"] for e in got["front"]] == ["HEAD"] and [(e["method"], e["auth"]) for e in got["cdn"]] == [("HEAD", False)]
 
     # Pagination and other query parameters reach the upstream.
     marks = stack.marks()
