@@ -126,8 +126,7 @@ def build_flags():
     tc_file = os.path.join(ROOT, "rust-toolchain.toml")
     if os.path.exists(tc_file):
         toolchain = open(tc_file).read().strip()
-    extra = os.environ.get("WORKER_RUSTFLAGS_NOTE", "")
-    return profile, " ".join(flags.split()), toolchain, extra
+    return profile, " ".join(flags.split()), toolchain
 
 
 HISTORY_HEAD = "| date | commit | wasm | wasm gzip | JS | JS gzip | wasm+JS gzip | upload (wrangler) | note |"
@@ -190,7 +189,7 @@ def main():
         history.append(f"| {today} | {commit} {sizes} {a.note or '-'} |")
 
     tools, crates = versions()
-    profile, opt_flags, toolchain, extra = build_flags()
+    profile, opt_flags, toolchain = build_flags()
     top, by_crate = twiggy_top()
     status = lambda ok: "within" if ok else "OVER"
     out = f"""# Size report
@@ -244,7 +243,7 @@ so the request handler's state machine is counted under `js_sys`.
 ```
 
 wasm-opt flags (scripts/build-worker.sh): `{opt_flags}`
-""" + (f"\n`rust-toolchain.toml`:\n\n```toml\n{toolchain}\n```\n" if toolchain else "") + (f"\n{extra}\n" if extra else "") + f"""
+""" + (f"\n`rust-toolchain.toml`:\n\n```toml\n{toolchain}\n```\n" if toolchain else "") + f"""
 ## History
 
 One row per change that moved the numbers (bytes; a `+` after the commit

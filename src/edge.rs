@@ -75,7 +75,7 @@ fn fail_reply(fail: Fail, url: &str) -> Response {
         Fail::Challenge(e) => (502, e.as_str()),
         Fail::NoToken => (404, "the upstream registry does not use token authentication"),
     };
-    local(&Reply { status, body: Body::Json(error_body(Code::Unavailable, message, host)), challenge: None, allow: None })
+    local(Reply { status, body: Body::Json(error_body(Code::Unavailable, message, host)), challenge: None, allow: None })
 }
 
 async fn handle(req: Request) -> Response {
@@ -92,7 +92,7 @@ async fn handle(req: Request) -> Response {
         accept_html: matches!(flags, "2" | "3"),
     };
     let resp = match plan(&incoming) {
-        Plan::Reply(r) => local(&r),
+        Plan::Reply(r) => local(r),
         Plan::Forward(f) => forward(&req, f).await,
         Plan::Token(t) => token(&req, t).await,
     };
@@ -122,12 +122,12 @@ fn probe(resp: &Response) {
 }
 
 /// A local answer as a Response.
-fn local(r: &Reply) -> Response {
+fn local(r: Reply) -> Response {
     let (ctype, body) = match &r.body {
         Body::Json(s) => ("application/json", s.as_str()),
         Body::Html(s) => ("text/html; charset=utf-8", *s),
     };
-    reply(r.status, body, ctype, r.challenge.clone(), r.allow.map(str::to_string))
+    reply(r.status, body, ctype, r.challenge, r.allow.map(str::to_string))
 }
 
 /// Fetches `first`, following redirects when the route says so. Returns the
@@ -215,7 +215,7 @@ async fn realm_of(route: &Route) -> Result<String, (Fail, String)> {
 }
 
 fn bad_request(message: &str) -> Response {
-    local(&Reply { status: 400, body: Body::Json(error_body(Code::Unsupported, message, "")), challenge: None, allow: None })
+    local(Reply { status: 400, body: Body::Json(error_body(Code::Unsupported, message, "")), challenge: None, allow: None })
 }
 
 async fn token(req: &Request, t: Token) -> Response {

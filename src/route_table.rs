@@ -269,21 +269,16 @@ fn origin(s: &str, line: usize, key: &str, insecure: bool, path_ok: bool) -> Res
         );
     }
     let out = if path_ok { s } else { s.trim_end_matches('/') };
-    Ok(out.to_ascii_lowercase_scheme_host(scheme.len() + 3 + authority.len()))
+    Ok(lower_prefix(out, scheme.len() + 3 + authority.len()))
 }
 
-trait LowerPrefix {
-    fn to_ascii_lowercase_scheme_host(&self, n: usize) -> String;
-}
-
-impl LowerPrefix for str {
-    /// Lower-cases scheme and authority, keeps the path as written.
-    fn to_ascii_lowercase_scheme_host(&self, n: usize) -> String {
-        let n = n.min(self.len());
-        let mut s = self[..n].to_ascii_lowercase();
-        s.push_str(&self[n..]);
-        s
-    }
+/// Lower-cases the first `n` bytes (scheme and authority), keeps the rest
+/// (the path) as written.
+fn lower_prefix(s: &str, n: usize) -> String {
+    let n = n.min(s.len());
+    let mut out = s[..n].to_ascii_lowercase();
+    out.push_str(&s[n..]);
+    out
 }
 
 fn host_name(raw: &str, domain: Option<&(String, usize)>, line: usize) -> Result<String, TableError> {
