@@ -1,7 +1,8 @@
 //! Compiles the route table into the worker.
 //!
 //! Reads `routes.toml` (or the file named by the `ROUTES` environment variable)
-//! and writes `OUT_DIR/routes.rs`, which `src/routes.rs` includes. A bad table
+//! and writes `OUT_DIR/routes.rs`, which `src/routes.rs` includes, and
+//! `OUT_DIR/page.html`, the browser page the entry carries. A bad table
 //! stops the build with `file:line: what is wrong; how to fix it`.
 
 #[path = "src/route_table.rs"]
@@ -20,9 +21,13 @@ fn main() {
         Ok(r) => r,
         Err(e) => fail(&e.render(&file)),
     };
-    let out = std::path::PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets OUT_DIR")).join("routes.rs");
-    if let Err(e) = std::fs::write(&out, route_table::render(&routes, &file)) {
-        fail(&format!("cannot write {}: {}", out.display(), e));
+    let dir = std::path::PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
+    // The page goes into the JavaScript entry (scripts/build-worker.sh), not the wasm.
+    for (name, text) in [("routes.rs", route_table::render(&routes, &file)), ("page.html", route_table::index_html(&routes))] {
+        let out = dir.join(name);
+        if let Err(e) = std::fs::write(&out, text) {
+            fail(&format!("cannot write {}: {}", out.display(), e));
+        }
     }
 }
 

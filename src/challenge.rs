@@ -254,18 +254,19 @@ pub fn write(ch: &Challenge<'_>, realm: Option<&str>, out: &mut String) {
 }
 
 /// Rewrites an upstream's challenges for the client: each Bearer realm becomes
-/// `realm`; everything else is kept. One string per challenge (one header
-/// line each).
-pub fn rewrite(header: &str, realm: &str) -> Result<Vec<String>, ChallengeError> {
+/// `realm`; everything else is kept. One challenge per line (one header line
+/// each), separated by `\n`.
+pub fn rewrite(header: &str, realm: &str) -> Result<String, ChallengeError> {
     let list = parse(header)?;
-    let mut out = Vec::with_capacity(list.len());
-    for ch in &list {
+    let mut out = String::with_capacity(header.len() + realm.len() + 8);
+    for (i, ch) in list.iter().enumerate() {
         if ch.is_bearer() && ch.param("realm").is_none() {
             return Err(ChallengeError::NoRealm);
         }
-        let mut s = String::with_capacity(header.len() + realm.len());
-        write(ch, Some(realm), &mut s);
-        out.push(s);
+        if i > 0 {
+            out.push('\n');
+        }
+        write(ch, Some(realm), &mut out);
     }
     Ok(out)
 }

@@ -1,25 +1,55 @@
-// Host calls for src/edge.rs, batched: each function here replaces several
-// JS<->wasm crossings with one (issue: CPU per request). Nothing here decides
-// anything about a request; the Rust side plans, validates and rewrites, and
-// this file only moves values in and out of the runtime's web types.
+// The worker's entry: carries out what the wasm planner decides.
+//
+// Rust decides, the runtime does the I/O. For each request this module hands
+// the planner the request's facts in one synchronous call and gets one action
+// back (src/wire.rs has the format): answer locally, read the body, fetch, or
+// relay the upstream's response. After a fetch it calls again only when the
+// action asked for the status it got; otherwise the response goes to the
+// client as the runtime gave it, body streaming through, re-wrapped only when
+// it carries a header that must not reach clients. Nothing here looks at a
+// path, a host, a scope or a challenge; it holds data only: the request
+// headers passed upstream and the response headers dropped.
+import module from "./index_bg.wasm";
+import { initSync, step, io, __wbg_reset_state } from "glue";
+import PAGE from "page";
 
 // Request headers passed upstream (an allow-list: cookies, cf-*,
 // x-forwarded-* and hop-by-hop headers stay behind).
 const FORWARDED = ["accept", "authorization", "if-match", "if-modified-since", "if-none-match",
   "if-range", "if-unmodified-since", "range", "user-agent"];
 // Response headers never passed to clients.
-const DROPPED = ["set-cookie", "connection", "keep-alive", "proxy-authenticate", "trailer", "upgrade"];
+const DROPPED = ["set-cookie", "proxy-authenticate", "connection", "keep-alive", "trailer", "upgrade"];
+// How long an upstream may take to send response headers.
+const TIMEOUT_MS = 20000;
+const CAP = 65536;
 
-// "METHOD FLAGS URL": FLAGS is 1 for Authorization, plus 2 for an Accept
-// that mentions text/html.
-export function describe(request) {
-  const h = request.headers;
-  const accept = h.get("accept");
-  const flags = (h.has("authorization") ? 1 : 0) + (accept !== null && accept.includes("text/html") ? 2 : 0);
-  return request.method + " " + flags + " " + request.url;
+let wasm = initSync({ module });
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+let at = io();
+let view = new Uint8Array(wasm.memory.buffer, at, CAP);
+
+// One synchronous step: input text in, action text out, through the buffer.
+function call(input) {
+  if (view.length === 0) view = new Uint8Array(wasm.memory.buffer, at, CAP);
+  const { read, written } = enc.encodeInto(input, view);
+  let n;
+  try {
+    n = step(read < input.length ? CAP + 1 : written);
+  } catch (e) {
+    // A trap leaves nothing in flight (each call is complete in itself):
+    // start a fresh instance for the next request.
+    __wbg_reset_state();
+    wasm = initSync({ module });
+    at = io();
+    view = new Uint8Array(wasm.memory.buffer, at, CAP);
+    throw e;
+  }
+  if (view.length === 0) view = new Uint8Array(wasm.memory.buffer, at, CAP);
+  return dec.decode(view.subarray(0, n));
 }
 
-export function forwardedHeaders(request) {
+function forwarded(request) {
   const out = new Headers();
   for (const name of FORWARDED) {
     const v = request.headers.get(name);
@@ -28,55 +58,116 @@ export function forwardedHeaders(request) {
   return out;
 }
 
-// One upstream request, redirects not followed. Resolves to the Response, or
-// to undefined when no headers arrived within `ms` (the request is aborted).
-// Rejects when the upstream cannot be reached.
-export function send(url, method, headers, body, dropAuthorization, ms) {
-  if (dropAuthorization) headers.delete("authorization");
-  const controller = new AbortController();
-  let timer;
-  const timeout = new Promise((resolve) => { timer = setTimeout(resolve, ms); });
-  const init = { method, headers, redirect: "manual", signal: controller.signal };
-  if (body !== undefined) init.body = body;
-  return Promise.race([fetch(url, init), timeout]).then((r) => {
-    clearTimeout(timer);
-    if (r === undefined) controller.abort();
-    return r;
-  }, (e) => {
-    clearTimeout(timer);
-    throw e;
-  });
+// At most max + 1 bytes of the body (the planner judges the length).
+async function readBody(request, max) {
+  if (request.body === null) return "";
+  const reader = request.body.getReader();
+  const parts = [];
+  let n = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    parts.push(value);
+    n += value.length;
+    if (n > max) {
+      reader.cancel();
+      break;
+    }
+  }
+  const all = new Uint8Array(n);
+  let i = 0;
+  for (const p of parts) {
+    all.set(p, i);
+    i += p.length;
+  }
+  return dec.decode(all.subarray(0, max + 1));
 }
 
-export function header(response, name) {
-  return response.headers.get(name);
-}
-
-// A redirect's Location; the redirect's own body is discarded.
-export function takeLocation(response) {
-  if (response.body) response.body.cancel();
-  return response.headers.get("location") || "";
-}
-
-// The upstream response for the client, body streamed through. `challenges`
-// (one per line) replace WWW-Authenticate; `location` replaces Location.
-export function relay(response, challenges, location) {
-  const out = new Response(response.body, response);
+// The upstream's response for the client. `location` and `challenges` (one
+// per line) replace the upstream's when given.
+function relay(r, location, challenges) {
+  let dirty = location !== "" || challenges !== undefined;
+  if (!dirty) {
+    for (const name of DROPPED) {
+      if (r.headers.has(name)) {
+        dirty = true;
+        break;
+      }
+    }
+    if (!dirty) return r;
+  }
+  const out = new Response(r.body, r);
   const h = out.headers;
   for (const name of DROPPED) h.delete(name);
+  if (location !== "") h.set("location", location);
   if (challenges !== undefined) {
     h.delete("www-authenticate");
-    for (const line of challenges.split("\n")) h.append("www-authenticate", line);
+    for (const line of challenges) h.append("www-authenticate", line);
     h.set("docker-distribution-api-version", "registry/2.0");
   }
-  if (location !== undefined) h.set("location", location);
   return out;
 }
 
-// An answer made by the worker itself.
-export function reply(status, body, contentType, challenge, allow) {
-  const headers = { "content-type": contentType, "docker-distribution-api-version": "registry/2.0" };
-  if (challenge !== undefined) headers["www-authenticate"] = challenge;
-  if (allow !== undefined) headers["allow"] = allow;
-  return new Response(body, { status, headers });
-}
+export default {
+  async fetch(request) {
+    const h = request.headers;
+    const accept = h.get("accept");
+    const facts = ((h.has("authorization") ? 1 : 0) | (accept !== null && accept.includes("text/html") ? 2 : 0)) +
+      "\n" + request.method + "\n" + request.url + "\n";
+    let body = "";
+    let a = call(facts + "\n\n");
+    let up;
+    for (;;) {
+      const op = a.charCodeAt(0);
+      if (op === 65) { // A: a local answer
+        const p = a.split("\n");
+        const headers = { "content-type": "application/json", "docker-distribution-api-version": "registry/2.0" };
+        if (p[1] !== "") headers["www-authenticate"] = p[1];
+        if (p[2] !== "") headers["allow"] = p[2];
+        if (p[3] !== "") headers["x-wasm-memory-pages"] = p[3];
+        return new Response(p[4], { status: +p[0].slice(1), headers });
+      }
+      if (op === 80) { // P: the browser page
+        return new Response(PAGE, { headers: { "content-type": "text/html; charset=utf-8" } });
+      }
+      if (op === 66) { // B: the body is needed
+        body = "\n" + await readBody(request, +a.slice(1));
+        a = call(facts + "\n\n" + body);
+        continue;
+      }
+      if (op === 82) { // R: relay the last upstream response
+        const p = a.split("\n");
+        return relay(up, p[0].slice(1), p.length > 1 ? p.slice(1) : undefined);
+      }
+      // F: fetch
+      if (up !== undefined && up.body !== null) up.body.cancel();
+      const p = a.split("\n");
+      const bits = +p[0].slice(1);
+      const init = { method: p[2], redirect: bits & 2 ? "follow" : "manual" };
+      if (bits & 1) init.headers = forwarded(request);
+      if (bits & 32) {
+        if (init.headers === undefined) init.headers = new Headers();
+        init.headers.set("content-type", "application/x-www-form-urlencoded");
+        init.body = p[4];
+      }
+      const controller = new AbortController();
+      init.signal = controller.signal;
+      const timer = setTimeout(() => controller.abort(), TIMEOUT_MS);
+      try {
+        up = await fetch(p[3], init);
+      } catch (e) {
+        a = call(facts + p[1] + "0\n\n" + encodeURIComponent(String(e)) + body);
+        continue;
+      } finally {
+        clearTimeout(timer);
+      }
+      const s = up.status;
+      if (bits & 16 || (bits & 4 && s === 401) || (bits & 8 && s >= 300 && s < 400)) {
+        a = call(facts + p[1] + s + "\n" + (up.headers.get("www-authenticate") || "") + "\n" +
+          (up.headers.get("location") || "") + body);
+        continue;
+      }
+      return relay(up, "", undefined);
+    }
+  },
+};

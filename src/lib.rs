@@ -7,14 +7,17 @@
 //! streams the answer back. It stores nothing and keeps no state between
 //! requests.
 //!
-//! The logic lives in pure modules that never import `worker` and are tested
-//! natively: [`plan`] decides, [`challenge`], [`scope`], [`path`], [`host`]
-//! and [`location`] parse and rewrite, [`oci`] writes error bodies. `edge`
-//! (wasm only) is the thin layer that talks to the runtime.
+//! The logic lives in pure modules tested natively: [`plan`] is the request
+//! state machine (facts in, the next action out, never any I/O), [`wire`]
+//! reads and writes the one-line-per-field text the JavaScript entry
+//! (`src/edge.js`) exchanges with it, [`challenge`], [`scope`], [`path`],
+//! [`host`] and [`location`] parse and rewrite, [`oci`] writes error bodies.
+//! `edge` (wasm only) is the two synchronous exports the entry calls.
 //!
-//! What is deliberately absent: serde, the `url` crate and `format!` on any
-//! request path (size and CPU), runtime configuration of routes (no open
-//! proxy), caching and push.
+//! What is deliberately absent: the `worker` crate, async code in wasm,
+//! serde, the `url` crate and `format!` (size and CPU: size-report.md has the
+//! figures), runtime configuration of routes (no open proxy), caching and
+//! push.
 
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
@@ -26,6 +29,7 @@ pub mod path;
 pub mod plan;
 pub mod routes;
 pub mod scope;
+pub mod wire;
 
 #[cfg(target_arch = "wasm32")]
 mod edge;
@@ -38,6 +42,17 @@ pub(crate) fn find(hay: &str, needle: &str) -> Option<usize> {
         return Some(0);
     }
     hay.as_bytes().windows(n.len()).position(|w| w == n)
+}
+
+/// `s` split around the first `b`, which is not included (byte scan).
+pub(crate) fn split_at_byte(s: &str, b: u8) -> Option<(&str, &str)> {
+    let i = s.as_bytes().iter().position(|&x| x == b)?;
+    Some((s.get(..i)?, s.get(i + 1..)?))
+}
+
+/// `s` up to the first `b`, or all of it.
+pub(crate) fn before(s: &str, b: u8) -> &str {
+    split_at_byte(s, b).map_or(s, |(head, _)| head)
 }
 
 /// Position of the last `b` in `s` (a byte scan, no `memrchr`).

@@ -1,7 +1,7 @@
 //! The compiled route table and the lookup by host name.
 //!
 //! `build.rs` turns `routes.toml` (or `$ROUTES`) into `OUT_DIR/routes.rs`,
-//! included here: a static slice, a default index and the browser page. There
+//! included here: a static slice and a default index. There
 //! is no runtime configuration, KV lookup or query parameter that adds a
 //! route, so the worker can only ever contact the upstreams and realms listed
 //! here (and the targets of their redirects).

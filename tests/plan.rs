@@ -1,33 +1,56 @@
-//! The planner over the shipped route table: what each request becomes.
-//! Built with the default `routes.toml` (the test script does not set ROUTES
-//! for the native tests).
+//! The request state machine over the shipped route table: what each request
+//! becomes, and what each upstream answer leads to. Built with the default
+//! `routes.toml` (the test script does not set ROUTES for the native tests).
 
-use edge_mirror::plan::{plan, split_url, Body, Incoming, Plan, MAX_URL};
+use edge_mirror::plan::{split_url, step, Action, Fetch, Phase, Reply, Request, Upstream, MAX_FORM, MAX_URL, RESUME_3XX, RESUME_401, RESUME_ALL};
+use edge_mirror::location::origin;
 use edge_mirror::routes::{lookup, ROUTES};
 
-fn req(method: &'static str, url: &str) -> Plan {
-    plan(&Incoming { method, url, authorization: false, accept_html: false })
+fn request<'a>(method: &'a str, url: &'a str) -> Request<'a> {
+    Request { method, url, authorization: false, accept_html: false, body: None }
 }
 
-fn forwarded(p: &Plan) -> (&str, &str, bool) {
-    match p {
-        Plan::Forward(f) => (f.url.as_str(), f.realm.as_str(), f.head),
-        other => panic!("expected a forward, got {other:?}"),
+fn req(method: &'static str, url: &str) -> Action {
+    step(&request(method, url), None)
+}
+
+fn fetch(a: &Action) -> &Fetch {
+    match a {
+        Action::Fetch(f) => f,
+        other => panic!("expected a fetch, got {other:?}"),
     }
 }
 
+fn forwarded(a: &Action) -> (&str, bool) {
+    let f = fetch(a);
+    assert_eq!(f.phase, Phase::Api);
+    assert!(f.client_headers && f.form.is_none());
+    (f.url.as_str(), f.method == "HEAD")
+}
+
 /// (status, OCI code) of a local answer.
-fn answered(p: &Plan) -> (u16, String) {
-    match p {
-        Plan::Reply(r) => {
+fn answered(a: &Action) -> (u16, String) {
+    match a {
+        Action::Reply(r) => {
             let code = match &r.body {
-                Body::Json(j) => j.split('"').nth(5).unwrap_or("").to_string(),
-                Body::Html(_) => "html".to_string(),
+                Some(j) => j.split('"').nth(5).unwrap_or("").to_string(),
+                None => "page".to_string(),
             };
             (r.status, code)
         }
         other => panic!("expected a local answer, got {other:?}"),
     }
+}
+
+fn message(a: &Action) -> String {
+    match a {
+        Action::Reply(Reply { body: Some(j), .. }) => j.split('"').nth(9).unwrap_or("").to_string(),
+        other => panic!("expected an error body, got {other:?}"),
+    }
+}
+
+fn upstream(phase: Phase, status: u16, www_authenticate: &'static str, location: &'static str) -> Upstream<'static> {
+    Upstream { phase, status, error: "", www_authenticate, location }
 }
 
 const D: &str = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
@@ -52,62 +75,160 @@ fn forwards_with_library_query_and_method_kept() {
     ];
     for (method, url, want, head) in cases {
         let p = req(method, &url);
-        let (got, _, got_head) = forwarded(&p);
+        let (got, got_head) = forwarded(&p);
         assert_eq!(got, want, "{method} {url}");
         assert_eq!(got_head, head, "{method} {url}");
+        // Routes that follow let the runtime follow; only a 401 comes back.
+        let f = fetch(&p);
+        assert!(f.follow && f.resume == RESUME_401, "{method} {url}");
     }
 }
 
 #[test]
-fn realm_is_built_from_the_checked_host() {
-    let p = req("GET", "http://Docker.Mirror.Example.COM:8787/v2/busybox/manifests/latest");
-    assert_eq!(forwarded(&p).1, "http://docker.mirror.example.com:8787/token");
-    let p = req("GET", "https://docker.mirror.example.com./v2/busybox/manifests/latest");
-    assert_eq!(forwarded(&p).1, "https://docker.mirror.example.com/token");
+fn upstream_401_gets_the_mirror_realm_built_from_the_checked_host() {
+    let cases = [
+        ("http://Docker.Mirror.Example.COM:8787/v2/busybox/manifests/latest", "http://docker.mirror.example.com:8787/token"),
+        ("https://docker.mirror.example.com./v2/busybox/manifests/latest", "https://docker.mirror.example.com/token"),
+    ];
+    for (url, realm) in cases {
+        let up = upstream(Phase::Api, 401, r#"Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:library/busybox:pull",error="insufficient_scope""#, "");
+        let want = format!(r#"Bearer realm="{realm}",service="registry.docker.io",scope="repository:library/busybox:pull",error="insufficient_scope""#);
+        assert_eq!(step(&request("GET", url), Some(&up)), Action::Relay { challenges: Some(want), location: None }, "{url}");
+    }
+    // Two challenges: one line each; only the Bearer realm changes.
+    let up = upstream(Phase::Api, 401, r#"Basic realm="x", Bearer realm="https://a/t",service="s""#, "");
+    assert_eq!(
+        step(&request("GET", "https://ghcr.mirror.example.com/v2/o/i/manifests/1"), Some(&up)),
+        Action::Relay { challenges: Some("Basic realm=\"x\"\nBearer realm=\"https://ghcr.mirror.example.com/token\",service=\"s\"".into()), location: None }
+    );
+    // An unreadable or realm-less challenge is the upstream's fault: 502 naming it.
+    for bad in ["", "Bearer realm=\"unterminated", "Bearer service=\"s\""] {
+        let a = step(&request("GET", "https://docker.mirror.example.com/v2/busybox/manifests/latest"), Some(&upstream(Phase::Api, 401, bad, "")));
+        assert_eq!(answered(&a), (502, "UNAVAILABLE".into()), "{bad:?}");
+        assert!(message(&a).ends_with(": https://registry-1.docker.io"), "{}", message(&a));
+    }
+}
+
+#[test]
+fn failed_fetches_become_502_or_504_naming_the_upstream() {
+    let url = "https://docker.mirror.example.com/v2/busybox/manifests/latest";
+    let cases = [
+        ("AbortError%3A%20The%20operation%20was%20aborted", 504, "the upstream registry did not answer in time: https://registry-1.docker.io"),
+        ("TypeError%3A%20Too%20many%20redirects.http%3A%2F%2Fa", 502, "the upstream redirected too many times: https://registry-1.docker.io"),
+        ("Error%3A%20Network%20connection%20lost.", 502, "the upstream registry could not be reached, or redirected to a URL that cannot be fetched: https://registry-1.docker.io"),
+        ("", 502, "the upstream registry could not be reached, or redirected to a URL that cannot be fetched: https://registry-1.docker.io"),
+    ];
+    for (error, status, msg) in cases {
+        let up = Upstream { phase: Phase::Api, status: 0, error, www_authenticate: "", location: "" };
+        let a = step(&request("GET", url), Some(&up));
+        assert_eq!(answered(&a), (status, "UNAVAILABLE".into()), "{error}");
+        assert_eq!(message(&a), msg);
+    }
+    // A token request that fails names the realm.
+    let up = Upstream { phase: Phase::Token, status: 0, error: "Error", www_authenticate: "", location: "" };
+    let a = step(&request("GET", "https://docker.mirror.example.com/token?scope=x"), Some(&up));
+    assert_eq!(message(&a), "the upstream registry could not be reached, or redirected to a URL that cannot be fetched: https://auth.docker.io");
 }
 
 #[test]
 fn ping_is_answered_locally_when_the_realm_is_known() {
     match req("GET", "https://docker.mirror.example.com/v2/") {
-        Plan::Reply(r) => {
+        Action::Reply(r) => {
             assert_eq!(r.status, 401);
             assert_eq!(r.challenge.as_deref(), Some(r#"Bearer realm="https://docker.mirror.example.com/token",service="registry.docker.io""#));
         }
         other => panic!("{other:?}"),
     }
     // With credentials the upstream decides.
-    let p = plan(&Incoming { method: "GET", url: "https://docker.mirror.example.com/v2/", authorization: true, accept_html: false });
+    let p = step(&Request { authorization: true, ..request("GET", "https://docker.mirror.example.com/v2/") }, None);
     assert_eq!(forwarded(&p).0, "https://registry-1.docker.io/v2/");
     // Without a known realm (registry.k8s.io) the ping goes upstream.
     assert_eq!(forwarded(&req("GET", "https://k8s.mirror.example.com/v2/")).0, "https://registry.k8s.io/v2/");
     // `/` from a client answers as /v2/ does; from a browser it is the page.
     assert_eq!(answered(&req("GET", "https://docker.mirror.example.com/")), (401, "UNAUTHORIZED".into()));
-    let page = plan(&Incoming { method: "GET", url: "https://docker.mirror.example.com/", authorization: false, accept_html: true });
-    match page {
-        Plan::Reply(r) => match r.body {
-            Body::Html(h) => {
-                assert_eq!(r.status, 200);
-                assert!(h.contains("<code>docker pull docker.mirror.example.com/busybox</code>"));
-                assert!(h.contains("<code>docker pull ghcr.mirror.example.com/OWNER/IMAGE</code>"));
-            }
-            other => panic!("{other:?}"),
-        },
-        other => panic!("{other:?}"),
-    }
+    let page = step(&Request { accept_html: true, ..request("GET", "https://docker.mirror.example.com/") }, None);
+    assert_eq!(answered(&page), (200, "page".into()));
+    // The page itself is generated at build time for the entry to carry.
+    let html = edge_mirror_page();
+    assert!(html.contains("<code>docker pull docker.mirror.example.com/busybox</code>"));
+    assert!(html.contains("<code>docker pull ghcr.mirror.example.com/OWNER/IMAGE</code>"));
+}
+
+fn edge_mirror_page() -> String {
+    std::fs::read_to_string(concat!(env!("OUT_DIR"), "/page.html")).expect("build.rs wrote the page")
 }
 
 #[test]
-fn token_requests_go_to_the_token_plan() {
-    match req("GET", "https://docker.mirror.example.com/token?scope=repository:busybox:pull&service=registry.docker.io") {
-        Plan::Token(t) => {
-            assert_eq!(t.route.name, "docker");
-            assert!(!t.post);
-            assert_eq!(t.query, "scope=repository:busybox:pull&service=registry.docker.io");
-        }
-        other => panic!("{other:?}"),
-    }
-    assert!(matches!(req("POST", "https://ghcr.mirror.example.com/token"), Plan::Token(t) if t.post && t.route.name == "ghcr"));
+fn token_get_goes_to_the_table_realm_with_scopes_rewritten() {
+    let a = req("GET", "https://docker.mirror.example.com/token?scope=repository:busybox:pull&scope=repository%3Ateam%2Fapp%3Apull&service=registry.docker.io");
+    let f = fetch(&a);
+    assert_eq!(f.url, "https://auth.docker.io/token?scope=repository:library/busybox:pull&scope=repository:team/app:pull&service=registry.docker.io");
+    assert_eq!((f.method, f.phase, f.client_headers, f.follow, f.resume, f.form.as_deref()), ("GET", Phase::Token, true, true, 0, None));
+    // A realm with a query of its own gets '&'.
+    let a = req("GET", "https://ecr.mirror.example.com/token?scope=repository:a/b:pull");
+    assert_eq!(fetch(&a).url, "https://public.ecr.aws/token/?scope=repository:a/b:pull");
     assert_eq!(answered(&req("PUT", "https://ghcr.mirror.example.com/token")), (405, "UNSUPPORTED".into()));
+    assert_eq!(answered(&req("GET", "https://docker.mirror.example.com/token?scope=%zz")), (400, "UNSUPPORTED".into()));
+}
+
+#[test]
+fn token_post_reads_the_form_then_posts_it_rewritten() {
+    let url = "https://docker.mirror.example.com/token";
+    assert_eq!(req("POST", url), Action::ReadBody);
+    let form = "grant_type=password&username=u&password=p%26q&scope=repository%3Abusybox%3Apull+repository%3Aa%2Fb%3Apull&service=registry.docker.io";
+    let a = step(&Request { body: Some(form), ..request("POST", url) }, None);
+    let f = fetch(&a);
+    assert_eq!((f.method, f.url.as_str(), f.phase), ("POST", "https://auth.docker.io/token", Phase::Token));
+    assert_eq!(
+        f.form.as_deref(),
+        Some("grant_type=password&username=u&password=p%26q&scope=repository:library/busybox:pull%20repository:a/b:pull&service=registry.docker.io")
+    );
+    let big = "a".repeat(MAX_FORM + 1);
+    assert_eq!(answered(&step(&Request { body: Some(&big), ..request("POST", url) }, None)), (400, "UNSUPPORTED".into()));
+}
+
+#[test]
+fn token_without_a_table_realm_discovers_it_from_the_upstream_challenge() {
+    let url = "https://cloudsmith.mirror.example.com/token?scope=repository:o/i:pull&service=x";
+    let r = request("GET", url);
+    let ping = step(&r, None);
+    let f = fetch(&ping);
+    // The discovery carries none of the client's headers and always comes back.
+    assert_eq!((f.url.as_str(), f.phase, f.client_headers, f.resume), ("https://docker.cloudsmith.io/v2/", Phase::Discover, false, RESUME_ALL));
+    let up = upstream(Phase::Discover, 401, r#"Bearer realm="https://auth.cloudsmith.io/t?x=1",service="x""#, "");
+    let f2 = step(&r, Some(&up));
+    assert_eq!(fetch(&f2).url, "https://auth.cloudsmith.io/t?x=1&scope=repository:o/i:pull&service=x");
+    assert_eq!(fetch(&f2).phase, Phase::Token);
+    // A relative realm is resolved against the upstream.
+    let up = upstream(Phase::Discover, 401, r#"Bearer realm="/token""#, "");
+    assert_eq!(fetch(&step(&r, Some(&up))).url, "https://docker.cloudsmith.io/token?scope=repository:o/i:pull&service=x");
+    // No Bearer challenge: the upstream does not do tokens.
+    for (status, ch) in [(200, ""), (401, "Basic realm=\"r\""), (401, "")] {
+        let a = step(&r, Some(&upstream(Phase::Discover, status, ch, "")));
+        assert_eq!(answered(&a), (404, "UNAVAILABLE".into()), "{status} {ch}");
+    }
+    // A realm that is not http(s) is refused.
+    let a = step(&r, Some(&upstream(Phase::Discover, 401, r#"Bearer realm="file:///etc/passwd""#, "")));
+    assert_eq!(answered(&a), (502, "UNAVAILABLE".into()));
+}
+
+#[test]
+fn routes_that_pass_redirects_get_them_back_with_an_absolute_location() {
+    // The shipped table has no pass route; the e2e table does. Here: any
+    // route, a 3xx answer resolves the Location against its upstream.
+    let r = request("GET", "https://gcr.mirror.example.com/v2/p/i/blobs/sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef");
+    let cases = [
+        ("https://storage.example/b?sig=1", "https://storage.example/b?sig=1"),
+        ("/artifacts-downloads/x", "https://gcr.io/artifacts-downloads/x"),
+    ];
+    for (loc, want) in cases {
+        let a = step(&r, Some(&upstream(Phase::Api, 302, "", loc)));
+        assert_eq!(a, Action::Relay { challenges: None, location: Some(want.into()) });
+    }
+    assert_eq!(answered(&step(&r, Some(&upstream(Phase::Api, 302, "", "ftp://x/y")))), (502, "UNAVAILABLE".into()));
+    // Anything else (a 304, say) goes on as it is.
+    assert_eq!(step(&r, Some(&upstream(Phase::Api, 304, "", ""))), Action::Relay { challenges: None, location: None });
+    let _ = RESUME_3XX;
 }
 
 #[test]
@@ -145,9 +266,9 @@ fn local_errors_have_the_right_status_and_code() {
 }
 
 #[test]
-fn every_forward_goes_to_a_table_host() {
-    // The planner's property over a spread of inputs: a local 4xx, or an
-    // upstream URL whose origin is the chosen route's upstream.
+fn every_fetch_goes_to_a_table_host() {
+    // The planner's property over a spread of inputs: a local 4xx (or the
+    // page), or a fetch whose origin is a route's upstream or realm.
     let hosts = ["docker.mirror.example.com", "ghcr.mirror.example.com", "k8s.mirror.example.com", "x.example", "[::1]:1", "a_b"];
     let paths = ["/", "/v2/", "/v2/a/manifests/b", "/v2/a/b/blobs/", "//evil.example/v2/", "/token", "/v2/_catalog", "/@evil.example/"];
     let queries = ["", "?ns=evil.example", "?scope=repository:evil.example/x:pull", "?url=http://evil.example/"];
@@ -156,14 +277,15 @@ fn every_forward_goes_to_a_table_host() {
             for q in queries {
                 for m in ["GET", "HEAD", "POST"] {
                     let url = format!("https://{h}{p}{q}");
-                    match req(m, &url) {
-                        Plan::Reply(r) => assert!((400..500).contains(&r.status), "{m} {url}: {}", r.status),
-                        Plan::Forward(f) => {
-                            let upstream = f.route.upstream;
-                            assert!(f.url.starts_with(upstream) && f.url[upstream.len()..].starts_with('/'), "{m} {url} -> {}", f.url);
-                            assert!(ROUTES.iter().any(|r| r.upstream == upstream));
+                    let r = Request { body: Some("scope=x"), ..request(m, &url) };
+                    match step(&r, None) {
+                        Action::Reply(r) => assert!((400..500).contains(&r.status) || r.body.is_none(), "{m} {url}: {}", r.status),
+                        Action::Fetch(f) => {
+                            let o = origin(&f.url);
+                            let ok = ROUTES.iter().any(|r| origin(r.upstream) == o || r.realm.map(origin) == Some(o));
+                            assert!(ok, "{m} {url} -> {}", f.url);
                         }
-                        Plan::Token(t) => assert!(ROUTES.iter().any(|r| std::ptr::eq(r, t.route))),
+                        other => panic!("{m} {url}: {other:?}"),
                     }
                 }
             }

@@ -5,7 +5,7 @@
 #[allow(dead_code)]
 mod route_table;
 
-use route_table::{parse, render, RouteSpec};
+use route_table::{index_html, parse, render, RouteSpec};
 
 fn err(src: &str) -> (usize, String) {
     let e = parse(src).expect_err("table should be refused");
@@ -158,8 +158,9 @@ fn renders_a_generated_table_with_line_comments() {
     assert!(out.contains("    // t.toml:7\n    Route { name: \"b\""));
     assert!(out.contains("follow_redirects: false"));
     assert!(out.contains("pub const DEFAULT_ROUTE: Option<usize> = Some(1);"));
-    assert!(out.contains("docker pull a.test/busybox"));
-    assert!(out.contains("docker pull b.test/OWNER/IMAGE"));
+    let page = index_html(&routes);
+    assert!(page.contains("docker pull a.test/busybox"));
+    assert!(page.contains("docker pull b.test/OWNER/IMAGE"));
 }
 
 /// The build itself fails with `file:line: message` on a bad table.
