@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 seconds=${1:-600}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(challenge scope path host plan)
+[ ${#targets[@]} -gt 0 ] || targets=(challenge scope path host machine)
 command -v cargo-fuzz >/dev/null || cargo install --quiet cargo-fuzz --version 0.13.2
 scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
