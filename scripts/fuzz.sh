@@ -11,7 +11,7 @@ seconds=${1:-600}
 shift || true
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=(challenge scope path host machine)
-command -v cargo-fuzz >/dev/null || cargo install --quiet cargo-fuzz --version 0.13.2
+command -v cargo-fuzz >/dev/null || { echo "cargo-fuzz is missing; scripts/setup.sh --test installs it"; exit 1; }
 scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
 for t in "${targets[@]}"; do

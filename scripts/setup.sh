@@ -1,19 +1,19 @@
 #!/usr/bin/env bash
 # Installs what building, running and testing the worker needs, and skips
 # what is already there (a second run takes seconds):
-#   - Rust: the nightly pinned in rust-toolchain.toml with rust-src;
-#     wasm-bindgen-cli and worker-build at the versions the worker crate
-#     needs (cargo install, ~15 min the first time)
+#   - Rust: the nightly pinned in rust-toolchain.toml with rust-src and
+#     clippy; wasm-bindgen-cli at the version the wasm-bindgen crate needs
+#     (cargo install, several minutes the first time)
 #   - npm: wrangler (workerd), binaryen (wasm-opt), esbuild, from package-lock.json
-#   - with --test: Debian's docker.io, docker-registry, skopeo, containerd,
-#     tshark, apache2-utils (ab), nginx-light; Python's pytest and cryptography for the e2e fixtures
+#   - with --test: the Debian packages and Python packages the test suite
+#     calls (APT_PACKAGES, PIP_PACKAGES), and cargo-fuzz
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
 
 WASM_BINDGEN_VERSION=0.2.130
-WORKER_BUILD_VERSION=0.8.7
-APT_PACKAGES=(docker.io docker-registry skopeo containerd tshark apache2-utils nginx-light)
+CARGO_FUZZ_VERSION=0.13.2
+APT_PACKAGES=(docker.io docker-registry skopeo containerd tshark nginx-light wrk openssl util-linux)
 PIP_PACKAGES=(pytest==8.3.4 cryptography==48.0.0)
 
 want_test=false
@@ -27,21 +27,13 @@ if ! rustup run "$toolchain" rustc --version >/dev/null 2>&1 || ! rustup compone
   say "installing Rust $toolchain with rust-src and clippy"
   rustup toolchain install "$toolchain" --profile minimal --component rust-src --component clippy
 fi
-# worker-build refuses to run unless the wasm32 target's library directory
-# exists. With -Zbuild-std, std is built from rust-src and that directory is
-# never read, so an empty one satisfies the check (this nightly publishes no
-# wasm32 rust-std to install into it).
-libdir="$(rustup run "$toolchain" rustc --print sysroot)/lib/rustlib/wasm32-unknown-unknown/lib"
-[ -d "$libdir" ] || mkdir -p "$libdir"
 
+# The CLI must match the wasm-bindgen crate exactly. Built with the stable
+# toolchain (`--locked` fails: a pinned transitive version is missing from
+# the registry).
 if [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" != "$WASM_BINDGEN_VERSION" ]; then
   say "installing wasm-bindgen-cli $WASM_BINDGEN_VERSION (takes several minutes)"
-  cargo install --quiet wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION"
-fi
-
-if [ "$(worker-build --version 2>/dev/null)" != "$WORKER_BUILD_VERSION" ]; then
-  say "installing worker-build $WORKER_BUILD_VERSION (takes several minutes)"
-  cargo install --quiet worker-build --version "$WORKER_BUILD_VERSION"
+  (cd / && cargo +stable install --quiet wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION")
 fi
 
 # npm writes node_modules/.package-lock.json on install; reinstall when the
@@ -69,5 +61,9 @@ if $want_test; then
       python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore "$p"
     fi
   done
+  if [ "$(cargo fuzz --version 2>/dev/null | awk '{print $2}')" != "$CARGO_FUZZ_VERSION" ]; then
+    say "installing cargo-fuzz $CARGO_FUZZ_VERSION"
+    (cd / && cargo +stable install --quiet cargo-fuzz --version "$CARGO_FUZZ_VERSION")
+  fi
 fi
 say "ready"

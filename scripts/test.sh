@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Runs every test, installing what is missing first (scripts/setup.sh --test):
+#   0. an up-front check that every external program the suite calls is
+#      present (scripts/check-tools.sh);
 #   1. native unit tests (cargo test), the route-table compiler included;
 #   2. clippy on the wasm build, which denies unwrap/expect/panic/indexing
 #      in the runtime (src/lib.rs);
-#   3. the size check: the release build matches size-report.md;
+#   3. the size check: the release build matches size-report.md and is
+#      within the budgets (wasm <= 32 KiB raw, wasm + JS <= 32 KiB gzip);
 #   4. a short fuzz pass over every cargo-fuzz target (scripts/fuzz.sh);
 #   5. a short soak (scripts/soak.py): 20,000 mixed requests in one workerd
 #      isolate at 64 connections, linear memory flat and under 2 MiB, every
@@ -15,6 +18,9 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh --test
 export PATH="$HOME/.cargo/bin:$PATH"
 step() { printf '\n== %s\n' "$*"; }
+
+step "external programs"
+bash scripts/check-tools.sh
 
 step "unit tests (native)"
 cargo test --quiet
