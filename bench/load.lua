@@ -1,6 +1,6 @@
 -- wrk script for the benchmark and the soak: one request kind per run, taken
 -- from the environment (METHOD, TARGET, HEADERS as "Name: value|Name: value",
--- STATUS expected). Each thread stops sending after LIMIT responses, so a run
+-- BODY, STATUS expected). Each thread stops sending after LIMIT responses, so a run
 -- is bounded in count as well as by wrk's -d duration; responses with another
 -- status are counted and reported.
 local method = os.getenv("METHOD") or "GET"
@@ -12,7 +12,9 @@ for pair in string.gmatch(os.getenv("HEADERS") or "", "[^|]+") do
   local k, v = string.match(pair, "^([^:]+):%s*(.*)$")
   if k then headers[k] = v end
 end
-local req = wrk.format(method, target, headers)
+local body = os.getenv("BODY")
+if body == "" then body = nil end
+local req = wrk.format(method, target, headers, body)
 
 local threads = {}
 function setup(thread)

@@ -39,7 +39,7 @@ def wait_port(host, port, proc, what, timeout=60):
             raise RuntimeError(f"{what} exited with {proc.returncode}")
         if port_open(host, port):
             return
-        time.sleep(0.05)
+        time.sleep(0.005)
     raise RuntimeError(f"{what} did not listen on {host}:{port} within {timeout}s")
 
 
@@ -58,7 +58,7 @@ def build_worker(features=None):
     env = dict(os.environ, ROUTES="bench/routes.bench.toml")
     args = ["bash", "scripts/build-worker.sh"]
     if features:
-        args += ["--", "--features", features]
+        args += ["--features", features]
     r = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True)
     if r.returncode != 0:
         raise RuntimeError(f"build failed:\n{r.stdout[-3000:]}{r.stderr[-3000:]}")
@@ -94,6 +94,14 @@ class Upstream:
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_port("127.0.0.20", 16001, self.proc, "nginx")
         wait_port("127.0.0.21", 16002, self.proc, "nginx")
+
+    def access_log(self):
+        """nginx's log lines so far (bench/nginx.conf's `sub` format)."""
+        try:
+            with open(os.path.join(self.dir, "access.log")) as f:
+                return f.read().splitlines()
+        except FileNotFoundError:
+            return []
 
     def close(self):
         stop(self.proc)
@@ -155,20 +163,27 @@ class Workerd:
         self.log.close()
 
 
-# The request kinds: (method, path, extra headers, expected status).
+# The request kinds: (method, path, extra headers, expected status, body).
 AUTH = {"Authorization": "Bearer bench-token"}
 MANIFEST = {"Accept": "application/vnd.docker.distribution.manifest.v2+json"}
+FORM = "grant_type=password&username=u&password=p&service=bench&scope=repository%3Aapp%3Apull"
 
 
 def kinds(blob_digest):
     return {
-        "ping": ("GET", "/v2/", {}, 401),
-        "token": ("GET", "/token?service=bench&scope=repository%3Aapp%3Apull", {}, 200),
-        "manifest-head": ("HEAD", "/v2/app/manifests/1", {**AUTH, **MANIFEST}, 200),
-        "manifest-get": ("GET", "/v2/app/manifests/1", {**AUTH, **MANIFEST}, 200),
-        "blob": ("GET", f"/v2/app/blobs/{blob_digest}", AUTH, 200),
-        "challenge": ("GET", "/v2/private/manifests/1", AUTH, 401),
-        "error": ("GET", "/v2/Bad_Name/manifests/1", {}, 400),
+        # /v2/ without credentials: answered by the worker, no subrequest.
+        "local-401": ("GET", "/v2/", {}, 401, None),
+        # /v2/ with credentials: forwarded.
+        "ping-auth": ("GET", "/v2/", AUTH, 200, None),
+        "token-get": ("GET", "/token?service=bench&scope=repository%3Aapp%3Apull", {}, 200, None),
+        "token-post": ("POST", "/token", {"Content-Type": "application/x-www-form-urlencoded"}, 200, FORM),
+        "manifest-head": ("HEAD", "/v2/app/manifests/1", {**AUTH, **MANIFEST}, 200, None),
+        "manifest-get": ("GET", "/v2/app/manifests/1", {**AUTH, **MANIFEST}, 200, None),
+        "blob": ("GET", f"/v2/app/blobs/{blob_digest}", AUTH, 200, None),
+        # The upstream's 401, its challenge rewritten.
+        "challenge": ("GET", "/v2/private/manifests/1", AUTH, 401, None),
+        # A malformed name: a local 400.
+        "error": ("GET", "/v2/Bad_Name/manifests/1", {}, 400, None),
     }
 
 
@@ -178,7 +193,7 @@ def keepalive_load(addr, kind, seconds, limit, connections=4):
     import http.client
     import threading
 
-    method, path, headers, status = kind
+    method, path, headers, status, body = kind
     host, port = addr.rsplit(":", 1)
     counts, bad, stop_at = [], [], time.time() + seconds
     lock = threading.Lock()
@@ -187,7 +202,7 @@ def keepalive_load(addr, kind, seconds, limit, connections=4):
         c = http.client.HTTPConnection(host, int(port), timeout=10)
         n = 0
         while time.time() < stop_at and n < limit:
-            c.request(method, path, headers={"Host": MIRROR_HOST, **headers})
+            c.request(method, path, body=body, headers={"Host": MIRROR_HOST, **headers})
             r = c.getresponse()
             r.read()
             n += 1
@@ -214,10 +229,10 @@ def wrk(addr, kind, seconds, limit=200000, threads=1, connections=4):
     """Keep-alive load of one kind with wrk for `seconds`, capped at `limit`
     responses per thread. kind is a tuple from kinds(). Returns
     (responses, req/s); raises on any unexpected status or socket error."""
-    method, path, headers, status = kind
+    method, path, headers, status, body = kind
     if method == "HEAD":
         return keepalive_load(addr, kind, seconds, limit, connections)
-    env = dict(os.environ, METHOD=method, TARGET=path, STATUS=str(status), LIMIT=str(limit),
+    env = dict(os.environ, METHOD=method, TARGET=path, STATUS=str(status), LIMIT=str(limit), BODY=body or "",
                HEADERS="|".join(f"{k}: {v}" for k, v in {"Host": MIRROR_HOST, **headers}.items()))
     r = subprocess.run(["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{seconds}s", "--timeout", "10s",
                         "-s", os.path.join(ROOT, "bench", "load.lua"), f"http://{addr}/"],
