@@ -124,6 +124,8 @@ def main():
     ap.add_argument("--requests", type=int, default=200000, help="cap on requests per run")
     ap.add_argument("--cold-runs", type=int, default=7)
     ap.add_argument("--no-build", action="store_true")
+    ap.add_argument("--js-redirects", choices=["runtime", "manual"], default="runtime",
+                    help="manual: the baseline follows redirects itself, as the worker once did (measures what runtime following saves)")
     names = list(loadlib.kinds("sha256:x"))
     ap.add_argument("--kinds", default=",".join(names), help="comma-separated subset of " + ",".join(names))
     a = ap.parse_args()
@@ -135,7 +137,8 @@ def main():
     workers = {}
     try:
         cold = cold_starts(work, a.cold_runs)
-        workers = {w: loadlib.Workerd(work, w, ADDRS[w]) for w in ("rust", "js")}
+        workers = {w: loadlib.Workerd(work, w, ADDRS[w], {"REDIRECTS": a.js_redirects} if w == "js" else None)
+                   for w in ("rust", "js")}
         problems = same_job(up, kinds)
         if problems:
             print("\n".join(problems))

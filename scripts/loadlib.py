@@ -117,6 +117,7 @@ const config :Workerd.Config = (
 );
 const worker :Workerd.Worker = (
   modules = [{modules}],
+  bindings = [{bindings}],
   compatibilityDate = "{date}",
 );
 """
@@ -126,7 +127,7 @@ class Workerd:
     """One worker under plain `workerd serve` (no wrangler proxy, inspector or
     logging in the way). kind is "rust" (build/) or "js" (bench/baseline.js)."""
 
-    def __init__(self, workdir, kind, addr):
+    def __init__(self, workdir, kind, addr, bindings=None):
         self.kind = kind
         self.host, port = addr.rsplit(":", 1)
         self.port = int(port)
@@ -141,7 +142,8 @@ class Workerd:
             modules = '(name = "baseline.js", esModule = embed "baseline.js")'
         self.config = os.path.join(d, "config.capnp")
         with open(self.config, "w") as f:
-            f.write(WORKERD_CONFIG.format(addr=addr, modules=modules, date=COMPAT_DATE))
+            text = ", ".join(f'(name = "{k}", text = "{v}")' for k, v in (bindings or {}).items())
+            f.write(WORKERD_CONFIG.format(addr=addr, modules=modules, bindings=text, date=COMPAT_DATE))
         self.log = open(os.path.join(d, "workerd.log"), "w")
         self.started = time.time()
         self.proc = subprocess.Popen([WORKERD, "serve", self.config], stdout=self.log, stderr=subprocess.STDOUT)

@@ -67,3 +67,11 @@ fn probe() -> String {
 fn probe() -> String {
     String::new()
 }
+
+/// Size measurement only (`--features worker-crate`): the smallest use of
+/// the `worker` crate, to show what linking it costs (size-report.md).
+#[cfg(feature = "worker-crate")]
+#[wasm_bindgen]
+pub fn worker_crate_probe() -> bool {
+    worker::Headers::new().has("x").unwrap_or(false)
+}
