@@ -5,17 +5,26 @@
 //! with `#[path]`, so the wasm never carries a TOML reader and the tests can
 //! assert the exact error text and line numbers a user sees.
 //!
-//! It reads the subset of TOML a route table needs: comments, `key = value`
-//! lines, `[routes.NAME]` headers, basic and literal strings, booleans and
-//! arrays of strings (which may span lines). Anything else (inline tables,
-//! dotted keys, numbers, dates) is refused with the line it is on and what to
-//! write instead, rather than guessed at.
+//! The `toml` crate reads the file (without serde: this walks the crate's
+//! spanned document), so any TOML is accepted as TOML: comments, quoted and
+//! dotted keys, inline tables, multi-line strings and arrays. What this module
+//! adds is the table's meaning: which keys exist (`ROUTE_KEYS`, `TOP_KEYS`),
+//! what type each holds, and the checks on the values. A value of the wrong
+//! type (a number, a date, a table where a string belongs) is refused with
+//! the key, its line and what to write instead, never converted.
 //!
-//! Errors name the file and the 1-based line and say how to fix the table:
-//! unknown keys, missing or malformed upstreams and realms, plain http without
-//! `insecure = true`, duplicate hosts or routes, more than one default.
+//! Errors name the file and the 1-based line (computed from the crate's byte
+//! spans) and say how to fix the table: TOML syntax errors carry the crate's
+//! message and column; then unknown keys, missing or malformed upstreams and
+//! realms, plain http without `insecure = true`, duplicate hosts or routes,
+//! more than one default. It does not look at the network: whether an
+//! upstream answers is for the worker to find out.
 
 use std::collections::BTreeMap;
+use std::ops::Range;
+
+use toml::de::{DeString, DeTable, DeValue};
+use toml::Spanned;
 
 /// One route after validation. Host names are lower case, `{domain}` expanded.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,23 +56,67 @@ impl TableError {
     }
 }
 
-const KEYS: &str = "hosts, upstream, realm, service, library, redirects, default, insecure";
+fn err<T>(line: usize, message: impl Into<String>) -> Result<T, TableError> {
+    Err(TableError { line, message: message.into() })
+}
 
+// ---- the keys ----
+
+/// What a key's value must be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Str,
+    Bool,
+    /// An array of strings.
+    List,
+}
+
+/// A key the table may hold: its name, its type and how the type is said
+/// in an error ("hosts must be WANT, found an integer").
+struct Key {
+    name: &'static str,
+    kind: Kind,
+    want: &'static str,
+}
+
+impl Key {
+    const fn string(name: &'static str) -> Key {
+        Key { name, kind: Kind::Str, want: "a string" }
+    }
+    const fn flag(name: &'static str) -> Key {
+        Key { name, kind: Kind::Bool, want: "true or false" }
+    }
+    const fn list(name: &'static str, want: &'static str) -> Key {
+        Key { name, kind: Kind::List, want }
+    }
+}
+
+/// The keys of a `[routes.NAME]` section, in the order error messages list
+/// them. A new key is a row here and its use in `validate`.
+const ROUTE_KEYS: &[Key] = &[
+    Key::list("hosts", "an array of host names, like [\"docker.mirror.example.com\"]"),
+    Key::string("upstream"),
+    Key::string("realm"),
+    Key::string("service"),
+    Key::flag("library"),
+    Key::string("redirects"),
+    Key::flag("default"),
+    Key::flag("insecure"),
+];
+
+/// The keys above the first `[routes.NAME]`, besides `routes` itself.
+const TOP_KEYS: &[Key] = &[Key::string("domain")];
+
+fn names(keys: &[Key]) -> String {
+    keys.iter().map(|k| k.name).collect::<Vec<_>>().join(", ")
+}
+
+/// A value of the type its key asks for; list items keep their own lines.
 #[derive(Debug, Clone, PartialEq)]
 enum Value {
     Str(String),
     Bool(bool),
-    Array(Vec<String>),
-}
-
-impl Value {
-    fn kind(&self) -> &'static str {
-        match self {
-            Value::Str(_) => "a string",
-            Value::Bool(_) => "a boolean",
-            Value::Array(_) => "an array",
-        }
-    }
+    List(Vec<(String, usize)>),
 }
 
 struct Entry {
@@ -71,15 +124,42 @@ struct Entry {
     value: Value,
 }
 
+/// The keys of one section, typed but not yet validated.
+struct Section {
+    keys: BTreeMap<&'static str, Entry>,
+}
+
+impl Section {
+    fn line(&self, key: &str) -> Option<usize> {
+        self.keys.get(key).map(|e| e.line)
+    }
+    fn str(&self, key: &str) -> Option<(&str, usize)> {
+        match self.keys.get(key) {
+            Some(Entry { line, value: Value::Str(s) }) => Some((s, *line)),
+            _ => None,
+        }
+    }
+    fn flag(&self, key: &str) -> Option<bool> {
+        match self.keys.get(key) {
+            Some(Entry { value: Value::Bool(b), .. }) => Some(*b),
+            _ => None,
+        }
+    }
+    fn list(&self, key: &str) -> &[(String, usize)] {
+        match self.keys.get(key) {
+            Some(Entry { value: Value::List(items), .. }) => items,
+            _ => &[],
+        }
+    }
+}
+
 struct RawRoute {
     name: String,
     line: usize,
-    keys: BTreeMap<String, Entry>,
+    section: Section,
 }
 
-fn err<T>(line: usize, message: impl Into<String>) -> Result<T, TableError> {
-    Err(TableError { line, message: message.into() })
-}
+// ---- validation ----
 
 /// Parses and validates a route table.
 pub fn parse(src: &str) -> Result<Vec<RouteSpec>, TableError> {
@@ -89,8 +169,9 @@ pub fn parse(src: &str) -> Result<Vec<RouteSpec>, TableError> {
     let mut default_owner: Option<(String, usize)> = None;
     for r in raw {
         let spec = validate(&r, domain.as_ref())?;
+        let lines = r.section.list("hosts");
         for (i, h) in spec.hosts.iter().enumerate() {
-            let line = r.keys.get("hosts").map_or(r.line, |e| e.line);
+            let line = lines.get(i).map_or(r.line, |item| item.1);
             if spec.hosts[..i].contains(h) {
                 return err(line, format!("host \"{}\" is listed twice in route \"{}\"; remove one", h, spec.name));
             }
@@ -106,7 +187,7 @@ pub fn parse(src: &str) -> Result<Vec<RouteSpec>, TableError> {
             host_owner.insert(h.clone(), (spec.name.clone(), line));
         }
         if spec.default {
-            let line = r.keys.get("default").map_or(r.line, |e| e.line);
+            let line = r.section.line("default").unwrap_or(r.line);
             if let Some((other, other_line)) = &default_owner {
                 return err(
                     line,
@@ -127,63 +208,31 @@ pub fn parse(src: &str) -> Result<Vec<RouteSpec>, TableError> {
 }
 
 fn validate(r: &RawRoute, domain: Option<&(String, usize)>) -> Result<RouteSpec, TableError> {
+    let s = &r.section;
     let mut hosts = Vec::new();
-    let mut upstream = None;
-    let mut realm = None;
-    let mut service = None;
-    let mut library = false;
-    let mut follow_redirects = true;
-    let mut default = false;
-    let mut insecure = false;
-    for (key, e) in &r.keys {
-        let want = |kind: &str| -> TableError {
-            TableError {
-                line: e.line,
-                message: format!("{} must be {}, found {}", key, kind, e.value.kind()),
-            }
-        };
-        match (key.as_str(), &e.value) {
-            ("hosts", Value::Array(items)) => {
-                for h in items {
-                    hosts.push(host_name(h, domain, e.line)?);
-                }
-            }
-            ("hosts", _) => return Err(want("an array of host names, like [\"docker.mirror.example.com\"]")),
-            ("upstream", Value::Str(s)) => upstream = Some((s.clone(), e.line)),
-            ("realm", Value::Str(s)) => realm = Some((s.clone(), e.line)),
-            ("service", Value::Str(s)) => {
-                if s.is_empty() || s.bytes().any(|b| b < 0x20 || b == 0x7f) {
-                    return err(e.line, "service must be a non-empty string without control characters");
-                }
-                service = Some(s.clone());
-            }
-            ("library", Value::Bool(b)) => library = *b,
-            ("default", Value::Bool(b)) => default = *b,
-            ("insecure", Value::Bool(b)) => insecure = *b,
-            ("redirects", Value::Str(s)) => {
-                follow_redirects = match s.as_str() {
-                    "follow" => true,
-                    "pass" => false,
-                    _ => {
-                        return err(
-                            e.line,
-                            format!("redirects is \"{}\"; write \"follow\" (the worker follows upstream redirects) or \"pass\" (clients get them)", s),
-                        )
-                    }
-                }
-            }
-            ("upstream" | "realm" | "service" | "redirects", _) => return Err(want("a string")),
-            ("library" | "default" | "insecure", _) => return Err(want("true or false")),
-            _ => {
-                return err(
-                    e.line,
-                    format!("unknown key \"{}\" in [routes.{}]; the keys are {}", key, r.name, KEYS),
-                )
-            }
-        }
+    for (h, line) in s.list("hosts") {
+        hosts.push(host_name(h, domain, *line)?);
     }
-    let (upstream, up_line) = match upstream {
-        Some(u) => u,
+    let insecure = s.flag("insecure").unwrap_or(false);
+    let default = s.flag("default").unwrap_or(false);
+    let service = match s.str("service") {
+        Some((v, line)) if v.is_empty() || v.bytes().any(|b| b < 0x20 || b == 0x7f) => {
+            return err(line, "service must be a non-empty string without control characters")
+        }
+        other => other.map(|(v, _)| v.to_string()),
+    };
+    let follow_redirects = match s.str("redirects") {
+        None | Some(("follow", _)) => true,
+        Some(("pass", _)) => false,
+        Some((v, line)) => {
+            return err(
+                line,
+                format!("redirects is \"{}\"; write \"follow\" (the worker follows upstream redirects) or \"pass\" (clients get them)", v),
+            )
+        }
+    };
+    let upstream = match s.str("upstream") {
+        Some((v, line)) => origin(v, line, "upstream", insecure, false)?,
         None => {
             return err(
                 r.line,
@@ -191,9 +240,8 @@ fn validate(r: &RawRoute, domain: Option<&(String, usize)>) -> Result<RouteSpec,
             )
         }
     };
-    let upstream = origin(&upstream, up_line, "upstream", insecure, false)?;
-    let realm = match realm {
-        Some((s, line)) => Some(origin(&s, line, "realm", insecure, true)?),
+    let realm = match s.str("realm") {
+        Some((v, line)) => Some(origin(v, line, "realm", insecure, true)?),
         None => None,
     };
     if hosts.is_empty() && !default {
@@ -209,10 +257,278 @@ fn validate(r: &RawRoute, domain: Option<&(String, usize)>) -> Result<RouteSpec,
         upstream,
         realm,
         service,
-        library,
+        library: s.flag("library").unwrap_or(false),
         follow_redirects,
         default,
     })
+}
+
+// ---- reading the document ----
+
+type Domain = Option<(String, usize)>;
+type Item<'a> = (&'a Spanned<DeString<'a>>, &'a Spanned<DeValue<'a>>);
+
+/// 1-based line of a byte offset.
+fn line_of(src: &str, at: usize) -> usize {
+    let b = src.as_bytes();
+    1 + b[..at.min(b.len())].iter().filter(|&&c| c == b'\n').count()
+}
+
+/// 1-based column (in characters) of a byte offset.
+fn column_of(src: &str, at: usize) -> usize {
+    let b = &src.as_bytes()[..at.min(src.len())];
+    let start = b.iter().rposition(|&c| c == b'\n').map_or(0, |i| i + 1);
+    1 + b[start..].iter().filter(|&&c| c & 0xc0 != 0x80).count()
+}
+
+/// A table's entries in the order they appear in the file (the crate keeps
+/// them sorted by name).
+fn in_order<'a>(t: &'a DeTable<'a>) -> Vec<Item<'a>> {
+    let mut items: Vec<Item<'a>> = t.iter().collect();
+    items.sort_by_key(|(k, _)| k.span().start);
+    items
+}
+
+/// Whether the value was opened by a `[header]` or `[[header]]` (which
+/// contains its own key), rather than by `key = value` or a dotted key.
+fn is_header(key: &Range<usize>, value: &Range<usize>) -> bool {
+    value.start < key.start && key.end <= value.end
+}
+
+fn kind_of(v: &DeValue) -> &'static str {
+    match v {
+        DeValue::String(_) => "a string",
+        DeValue::Integer(_) => "an integer",
+        DeValue::Float(_) => "a float",
+        DeValue::Boolean(_) => "a boolean",
+        DeValue::Datetime(_) => "a date-time",
+        DeValue::Array(_) => "an array",
+        DeValue::Table(_) => "a table",
+    }
+}
+
+/// Checks a value against its key's type.
+fn typed(src: &str, key: &Key, line: usize, v: &Spanned<DeValue>) -> Result<Value, TableError> {
+    let wrong = |line: usize, found: &str| err(line, format!("{} must be {}, found {}", key.name, key.want, found));
+    match (key.kind, v.get_ref()) {
+        (Kind::Str, DeValue::String(s)) => Ok(Value::Str(s.to_string())),
+        (Kind::Bool, DeValue::Boolean(b)) => Ok(Value::Bool(*b)),
+        (Kind::List, DeValue::Array(items)) => {
+            let mut out = Vec::new();
+            for item in items.iter() {
+                let item_line = line_of(src, item.span().start);
+                match item.get_ref() {
+                    DeValue::String(s) => out.push((s.to_string(), item_line)),
+                    other => return wrong(item_line, &format!("{} in the array", kind_of(other))),
+                }
+            }
+            Ok(Value::List(out))
+        }
+        (_, other) => wrong(line, kind_of(other)),
+    }
+}
+
+/// Reads the keys of one section; a key not in `keys` is refused with the
+/// error `unknown` makes of it.
+fn section<'a>(
+    src: &str,
+    items: Vec<Item<'a>>,
+    keys: &[Key],
+    unknown: impl Fn(Item<'a>) -> TableError,
+) -> Result<Section, TableError> {
+    let mut out = Section { keys: BTreeMap::new() };
+    for (k, v) in items {
+        let line = line_of(src, k.span().start);
+        let key = match keys.iter().find(|key| key.name == k.get_ref().as_ref()) {
+            Some(key) => key,
+            None => return Err(unknown((k, v))),
+        };
+        let value = typed(src, key, line, v)?;
+        out.keys.insert(key.name, Entry { line, value });
+    }
+    Ok(out)
+}
+
+const ARRAY_OF_TABLES: &str = "arrays of tables ([[...]]) are not used here; declare each route as [routes.NAME]";
+
+/// The first `[header]` at or below a value, for naming an unknown table.
+fn first_header(key: &Range<usize>, v: &Spanned<DeValue>) -> Option<Range<usize>> {
+    if is_header(key, &v.span()) {
+        return Some(v.span());
+    }
+    match v.get_ref() {
+        DeValue::Table(t) => in_order(t).into_iter().find_map(|(k, v)| first_header(&k.span(), v)),
+        _ => None,
+    }
+}
+
+/// An unknown key above the routes: a table of its own (`[mirrors]`) or a
+/// stray key.
+fn unknown_top(src: &str, (k, v): Item) -> TableError {
+    match first_header(&k.span(), v) {
+        Some(h) => TableError {
+            line: line_of(src, h.start),
+            message: format!(
+                "unknown table [{}]; routes are declared as [routes.NAME]",
+                src.get(h).unwrap_or_default().trim_matches(['[', ']']).trim()
+            ),
+        },
+        None => TableError {
+            line: line_of(src, k.span().start),
+            message: format!(
+                "unknown top-level key \"{}\"; only {} may stand above the first [routes.NAME]",
+                k.get_ref(),
+                names(TOP_KEYS)
+            ),
+        },
+    }
+}
+
+fn read(src: &str) -> Result<(Domain, Vec<RawRoute>), TableError> {
+    let doc = DeTable::parse(src).map_err(|e| syntax(src, &e))?;
+    let (mut routes, mut top) = (None, Vec::new());
+    for (k, v) in in_order(doc.get_ref()) {
+        match k.get_ref().as_ref() {
+            "routes" => routes = Some((k, v)),
+            _ => top.push((k, v)),
+        }
+    }
+    // The top-level keys first, so `{domain}` is known whatever the order.
+    let top = section(src, top, TOP_KEYS, |item| unknown_top(src, item))?;
+    let domain = match top.str("domain") {
+        Some((d, line)) => Some((host_name(d, None, line)?, line)),
+        None => None,
+    };
+    let mut out = Vec::new();
+    let (k, v) = match routes {
+        Some(r) => r,
+        None => return Ok((domain, out)),
+    };
+    let table = match v.get_ref() {
+        DeValue::Table(t) => t,
+        DeValue::Array(_) if is_header(&k.span(), &v.span()) => return err(line_of(src, k.span().start), ARRAY_OF_TABLES),
+        other => {
+            return err(
+                line_of(src, k.span().start),
+                format!("routes must hold [routes.NAME] sections, found {}; write [routes.NAME] and the route's keys under it", kind_of(other)),
+            )
+        }
+    };
+    for (name, v) in in_order(table) {
+        let line = line_of(src, name.span().start);
+        let t = match v.get_ref() {
+            DeValue::Table(t) => t,
+            DeValue::Array(_) if is_header(&name.span(), &v.span()) => return err(line, ARRAY_OF_TABLES),
+            other => {
+                return err(
+                    line,
+                    format!(
+                        "route \"{}\" must be a [routes.{}] section with hosts and upstream, found {}",
+                        name.get_ref(),
+                        name.get_ref(),
+                        kind_of(other)
+                    ),
+                )
+            }
+        };
+        let section = section(src, in_order(t), ROUTE_KEYS, |(k, _)| TableError {
+            line: line_of(src, k.span().start),
+            message: format!("unknown key \"{}\" in [routes.{}]; the keys are {}", k.get_ref(), name.get_ref(), names(ROUTE_KEYS)),
+        })?;
+        out.push(RawRoute { name: name.get_ref().to_string(), line, section });
+    }
+    Ok((domain, out))
+}
+
+// ---- syntax errors ----
+
+/// A TOML syntax error from the crate: its message on one line, at the line
+/// and column it points to.
+fn syntax(src: &str, e: &toml::de::Error) -> TableError {
+    let at = e.span().unwrap_or(0..0);
+    if e.message() == "duplicate key" {
+        if let Some(d) = duplicate(src, &at) {
+            return d;
+        }
+    }
+    let message = e.message().split_whitespace().collect::<Vec<_>>().join(" ");
+    TableError {
+        line: line_of(src, at.start),
+        message: format!("{} at column {}; fix the TOML syntax", message, column_of(src, at.start)),
+    }
+}
+
+/// The crate reports a key or table defined twice at the second definition.
+/// This finds the first, in the document up to the second's line, and says
+/// which route or key it is. `None` where that cannot be made out (the
+/// caller then gives the crate's message).
+fn duplicate(src: &str, at: &Range<usize>) -> Option<TableError> {
+    let line_start = src.get(..at.start)?.rfind('\n').map_or(0, |i| i + 1);
+    let before = DeTable::parse(src.get(..line_start)?).ok()?;
+    let head = src.get(line_start..at.end)?.trim_start();
+    let path = match head.strip_prefix('[') {
+        Some(header) => key_path(header.trim_start_matches('['))?,
+        None => {
+            // A key under the last header (or above the first).
+            let mut path = last_header(before.get_ref(), &[]).map_or(Vec::new(), |h| h.1);
+            path.extend(key_path(head)?);
+            path
+        }
+    };
+    let first = line_of(src, find(before.get_ref(), &path)?.start);
+    let message = match path.as_slice() {
+        [t] if t == "routes" => {
+            format!("the routes table is defined twice (first on line {}); write each route as its own [routes.NAME] section", first)
+        }
+        [t, name] if t == "routes" => {
+            format!("route \"{}\" is declared twice (first on line {}); give each route its own name", name, first)
+        }
+        [t, name, key] if t == "routes" => format!("key \"{}\" is set twice in [routes.{}] (first on line {})", key, name, first),
+        _ => format!("key \"{}\" is set twice (first on line {}); remove one", path.join("."), first),
+    };
+    Some(TableError { line: line_of(src, at.start), message })
+}
+
+/// The names in a dotted key as written (`a."b.c"` is `a`, `b.c`).
+fn key_path(text: &str) -> Option<Vec<String>> {
+    let line = format!("{} = 0", text);
+    let doc = DeTable::parse(&line).ok()?;
+    let mut path = Vec::new();
+    let mut t = doc.get_ref();
+    loop {
+        let (k, v) = t.iter().next()?;
+        path.push(k.get_ref().to_string());
+        match v.get_ref() {
+            DeValue::Table(inner) => t = inner,
+            _ => return Some(path),
+        }
+    }
+}
+
+/// The path of the last `[header]` in a table, with the header's start;
+/// `None` if it has none.
+fn last_header(t: &DeTable, path: &[String]) -> Option<(usize, Vec<String>)> {
+    t.iter()
+        .filter_map(|(k, v)| match v.get_ref() {
+            DeValue::Table(inner) => {
+                let p = [path, &[k.get_ref().to_string()]].concat();
+                let here = is_header(&k.span(), &v.span()).then(|| (v.span().start, p.clone()));
+                here.into_iter().chain(last_header(inner, &p)).max_by_key(|h| h.0)
+            }
+            _ => None,
+        })
+        .max_by_key(|h| h.0)
+}
+
+/// The span of the key at `path`.
+fn find(t: &DeTable, path: &[String]) -> Option<Range<usize>> {
+    let (first, rest) = path.split_first()?;
+    let (k, v) = t.iter().find(|(k, _)| k.get_ref() == first)?;
+    match (rest.is_empty(), v.get_ref()) {
+        (true, _) => Some(k.span()),
+        (false, DeValue::Table(inner)) => find(inner, rest),
+        (false, _) => None,
+    }
 }
 
 /// Checks `http(s)://authority[/path]`. The upstream may not have a path (the
@@ -304,247 +620,6 @@ fn host_name(raw: &str, domain: Option<&(String, usize)>, line: usize) -> Result
         );
     }
     Ok(h)
-}
-
-// ---- the TOML subset reader ----
-
-type Domain = Option<(String, usize)>;
-
-fn read(src: &str) -> Result<(Domain, Vec<RawRoute>), TableError> {
-    let lines: Vec<&str> = src.lines().collect();
-    let mut routes: Vec<RawRoute> = Vec::new();
-    let mut domain: Domain = None;
-    let mut i = 0;
-    while i < lines.len() {
-        let line_no = i + 1;
-        let line = strip_comment(lines[i]).trim();
-        i += 1;
-        if line.is_empty() {
-            continue;
-        }
-        if line.starts_with('[') {
-            if line.starts_with("[[") {
-                return err(line_no, "arrays of tables ([[...]]) are not used here; declare each route as [routes.NAME]");
-            }
-            let inner = match line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
-                Some(x) => x.trim(),
-                None => return err(line_no, "a table header must end with ']'; write [routes.NAME]"),
-            };
-            let name = match inner.strip_prefix("routes.") {
-                Some(n) => unquote_key(n.trim(), line_no)?,
-                None => {
-                    return err(
-                        line_no,
-                        format!("unknown table [{}]; routes are declared as [routes.NAME]", inner),
-                    )
-                }
-            };
-            if let Some(prev) = routes.iter().find(|r| r.name == name) {
-                return err(
-                    line_no,
-                    format!("route \"{}\" is declared twice (first on line {}); give each route its own name", name, prev.line),
-                );
-            }
-            routes.push(RawRoute { name, line: line_no, keys: BTreeMap::new() });
-            continue;
-        }
-        let (key, rest) = match line.split_once('=') {
-            Some((k, v)) => (k.trim(), v.trim()),
-            None => return err(line_no, format!("expected key = value or [routes.NAME], found \"{}\"", line)),
-        };
-        let key = unquote_key(key, line_no)?;
-        if key.contains('.') {
-            return err(line_no, format!("dotted key \"{}\" is not supported; put the key inside its [routes.NAME] section", key));
-        }
-        // Arrays may continue over following lines until the closing bracket.
-        let mut text = rest.to_string();
-        if text.starts_with('[') {
-            while !array_closed(&text) {
-                if i >= lines.len() {
-                    return err(line_no, format!("the array for \"{}\" is not closed; add ']'", key));
-                }
-                text.push(' ');
-                text.push_str(strip_comment(lines[i]).trim());
-                i += 1;
-            }
-        }
-        let value = parse_value(&text, line_no)?;
-        match routes.last_mut() {
-            None => {
-                if key == "domain" {
-                    match value {
-                        Value::Str(s) => {
-                            let d = host_name(&s, None, line_no)?;
-                            domain = Some((d, line_no));
-                        }
-                        other => return err(line_no, format!("domain must be a string, found {}", other.kind())),
-                    }
-                } else {
-                    return err(
-                        line_no,
-                        format!("unknown top-level key \"{}\"; only domain may stand above the first [routes.NAME]", key),
-                    );
-                }
-            }
-            Some(r) => {
-                if let Some(prev) = r.keys.get(&key) {
-                    return err(line_no, format!("key \"{}\" is set twice in [routes.{}] (first on line {})", key, r.name, prev.line));
-                }
-                r.keys.insert(key, Entry { line: line_no, value });
-            }
-        }
-    }
-    Ok((domain, routes))
-}
-
-/// Removes a `#` comment that is not inside a string.
-fn strip_comment(line: &str) -> &str {
-    let b = line.as_bytes();
-    let mut quote: Option<u8> = None;
-    let mut i = 0;
-    while i < b.len() {
-        let c = b[i];
-        match quote {
-            Some(q) => {
-                if c == b'\\' && q == b'"' {
-                    i += 1;
-                } else if c == q {
-                    quote = None;
-                }
-            }
-            None => {
-                if c == b'"' || c == b'\'' {
-                    quote = Some(c);
-                } else if c == b'#' {
-                    return &line[..i];
-                }
-            }
-        }
-        i += 1;
-    }
-    line
-}
-
-fn array_closed(text: &str) -> bool {
-    let mut depth = 0i32;
-    let mut quote: Option<u8> = None;
-    let b = text.as_bytes();
-    let mut i = 0;
-    while i < b.len() {
-        let c = b[i];
-        match quote {
-            Some(q) => {
-                if c == b'\\' && q == b'"' {
-                    i += 1;
-                } else if c == q {
-                    quote = None;
-                }
-            }
-            None => match c {
-                b'"' | b'\'' => quote = Some(c),
-                b'[' => depth += 1,
-                b']' => {
-                    depth -= 1;
-                    if depth == 0 {
-                        return true;
-                    }
-                }
-                _ => {}
-            },
-        }
-        i += 1;
-    }
-    false
-}
-
-fn unquote_key(k: &str, line: usize) -> Result<String, TableError> {
-    if k.starts_with('"') || k.starts_with('\'') {
-        let (s, rest) = parse_string(k, line)?;
-        if !rest.trim().is_empty() {
-            return err(line, format!("unexpected text after key: \"{}\"", rest.trim()));
-        }
-        return Ok(s);
-    }
-    if k.is_empty() || !k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.') {
-        return err(line, format!("\"{}\" is not a valid key; keys are letters, digits, '_' and '-'", k));
-    }
-    Ok(k.to_string())
-}
-
-fn parse_value(text: &str, line: usize) -> Result<Value, TableError> {
-    let t = text.trim();
-    let (v, rest) = if t == "true" || t.starts_with("true ") {
-        (Value::Bool(true), &t[4..])
-    } else if t == "false" || t.starts_with("false ") {
-        (Value::Bool(false), &t[5..])
-    } else if t.starts_with('"') || t.starts_with('\'') {
-        let (s, rest) = parse_string(t, line)?;
-        (Value::Str(s), rest)
-    } else if let Some(mut body) = t.strip_prefix('[') {
-        let mut items = Vec::new();
-        loop {
-            body = body.trim_start();
-            if let Some(r) = body.strip_prefix(']') {
-                break (Value::Array(items), r);
-            }
-            if !(body.starts_with('"') || body.starts_with('\'')) {
-                return err(line, "arrays here hold strings only, like [\"a.example.com\", \"b.example.com\"]");
-            }
-            let (s, r) = parse_string(body, line)?;
-            items.push(s);
-            body = r.trim_start();
-            if let Some(r) = body.strip_prefix(',') {
-                body = r;
-            } else if !body.starts_with(']') {
-                return err(line, "expected ',' or ']' in the array");
-            }
-        }
-    } else if t.starts_with('{') {
-        return err(line, "inline tables are not supported; write the route as a [routes.NAME] section");
-    } else if t.is_empty() {
-        return err(line, "missing value after '='");
-    } else {
-        return err(
-            line,
-            format!("unsupported value \"{}\"; values are \"strings\", true/false or [\"arrays\", \"of strings\"]", t),
-        );
-    };
-    if !rest.trim().is_empty() {
-        return err(line, format!("unexpected text after the value: \"{}\"", rest.trim()));
-    }
-    Ok(v)
-}
-
-/// Reads a basic ("...", with escapes) or literal ('...') string at the start
-/// of `t`; returns it and the text after it.
-fn parse_string(t: &str, line: usize) -> Result<(String, &str), TableError> {
-    let q = t.as_bytes()[0];
-    if t.starts_with("\"\"\"") || t.starts_with("'''") {
-        return err(line, "multi-line strings are not supported; write the value on one line");
-    }
-    let mut out = String::new();
-    let mut chars = t[1..].char_indices();
-    while let Some((i, c)) = chars.next() {
-        if c as u32 == q as u32 {
-            return Ok((out, &t[1 + i + 1..]));
-        }
-        if c == '\\' && q == b'"' {
-            match chars.next() {
-                Some((_, '"')) => out.push('"'),
-                Some((_, '\\')) => out.push('\\'),
-                Some((_, 'n')) => out.push('\n'),
-                Some((_, 't')) => out.push('\t'),
-                Some((_, e)) => return err(line, format!("unsupported escape \\{} in a string", e)),
-                None => break,
-            }
-            continue;
-        }
-        if (c as u32) < 0x20 && c != '\t' {
-            return err(line, "control character in a string");
-        }
-        out.push(c);
-    }
-    err(line, "string is not closed; add the closing quote")
 }
 
 // ---- code generation ----
