@@ -4,8 +4,8 @@ against the same pull straight from the registry.
 
 Starts, all on loopback: Debian's docker-registry (no auth) on 127.0.0.42
 holding an image with one 8 MiB layer; `scripts/dev.sh` on 127.0.0.43 with a
-route table whose one route points at that registry (pass --dev-args to try
-`--wrangler` or `--http`); a dockerd of its own in a private mount namespace
+route table whose one route points at that registry (--dev-args=--wrangler or
+--dev-args=--http to time those modes); a dockerd of its own in a private mount namespace
 (its /etc/hosts maps the mirror name to 127.0.0.43; the dev CA is in its
 certs.d as the README says). Then, after one untimed warm-up round, ROUNDS
 interleaved rounds of
@@ -22,7 +22,7 @@ status 1 if not). Every server is stopped by PID at the end, pass or fail.
 Note: like scripts/bench.py, this builds the worker into build/ (with its own
 route table); dev.sh serves a copy.
 
-    python3 scripts/bench_dev.py [--rounds 7] [--dev-args "--wrangler"]
+    python3 scripts/bench_dev.py [--rounds 7] [--dev-args=--wrangler]
 """
 
 import argparse
@@ -138,7 +138,7 @@ class Bench:
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--rounds", type=int, default=7)
-    ap.add_argument("--dev-args", default="", help='arguments for scripts/dev.sh, e.g. "--wrangler" or "--http"')
+    ap.add_argument("--dev-args", default="", help="arguments for scripts/dev.sh, e.g. --dev-args=--wrangler or --dev-args='--wrangler --http'")
     args = ap.parse_args()
     dev_args = shlex.split(args.dev_args)
     workdir = tempfile.mkdtemp(prefix="edge-mirror-bench-dev-")

@@ -58,8 +58,11 @@ say() { printf '[dev] %s\n' "$*"; }
 # lower case, no trailing dot).
 mapfile -t hosts < <(python3 - "$routes" <<'EOF'
 import sys, tomllib
-with open(sys.argv[1], "rb") as f:
-    t = tomllib.load(f)
+try:
+    with open(sys.argv[1], "rb") as f:
+        t = tomllib.load(f)
+except (OSError, tomllib.TOMLDecodeError) as e:
+    sys.exit(f"dev.sh: cannot read the route table {sys.argv[1]}: {e}")
 domain = t.get("domain", "")
 for route in t.get("routes", {}).values():
     for h in route.get("hosts", []):

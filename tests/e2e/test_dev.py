@@ -191,6 +191,9 @@ def test_ctr_pull_with_the_printed_hosts_toml(stack, dev, tmp_path):
     (hosts_dir / m.group(1) / "hosts.toml").write_text("".join(l.strip() + "\n" for l in m.group(2).splitlines()))
     want = stack.digests["library/multilayer:1.0"]
     ctr = ["ctr", "-a", stack.ctr_sock, "-n", "edge-mirror-dev"]
+    # Without the hosts.toml, containerd refuses the certificate.
+    r = devstack.run(in_ns(hosts, ctr + ["images", "pull", "--snapshotter", "native", f"{D}/library/multilayer:1.0"]))
+    assert r.returncode != 0 and "certificate signed by unknown authority" in r.stderr, r.stdout + r.stderr
     try:
         r = devstack.run(in_ns(hosts, ctr + ["images", "pull", "--hosts-dir", str(hosts_dir), "--snapshotter", "native",
                                              f"{D}/library/multilayer:1.0"]))
