@@ -17,13 +17,26 @@ fn main() {
         Ok(s) => s,
         Err(e) => fail(&format!("{}: cannot read the route table: {}; set ROUTES to the table's path", file, e)),
     };
-    let routes = match route_table::parse(&src) {
+    let table = match route_table::parse(&src) {
         Ok(r) => r,
         Err(e) => fail(&e.render(&file)),
     };
+    // Tests that need every key in use (tests/every_key.rs) compile only
+    // against such a table: ROUTES=tests/routes.every-key.toml.
+    println!("cargo:rustc-check-cfg=cfg(every_key)");
+    let every_key = !table.page
+        && table.log
+        && table.log_client
+        && table.routes.iter().any(|r| r.prefix.is_some())
+        && table.routes.iter().any(|r| r.repository.is_some())
+        && table.routes.iter().any(|r| r.credentials.is_some())
+        && table.routes.iter().any(|r| !r.follow_redirects);
+    if every_key {
+        println!("cargo:rustc-cfg=every_key");
+    }
     let dir = std::path::PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
     // The page goes into the JavaScript entry (scripts/build-worker.sh), not the wasm.
-    for (name, text) in [("routes.rs", route_table::render(&routes, &file)), ("page.html", route_table::index_html(&routes))] {
+    for (name, text) in [("routes.rs", route_table::render(&table, &file)), ("page.html", route_table::index_html(&table))] {
         let out = dir.join(name);
         if let Err(e) = std::fs::write(&out, text) {
             fail(&format!("cannot write {}: {}", out.display(), e));

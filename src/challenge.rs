@@ -12,6 +12,8 @@
 //! Writing puts one challenge on each header line with every value quoted and
 //! parameter names as the upstream sent them: the form all common clients
 //! accept (containers/image stops at an empty value; realms must be quoted).
+//! The `scope` of a Bearer challenge is mapped back to the names the client
+//! used (a path prefix, `?ns=`), so it asks the mirror for what it pulls.
 //!
 //! It does not validate what a realm points at; the realm written is always
 //! the mirror's, built from a checked Host.
@@ -107,6 +109,7 @@ impl<'a> Cursor<'a> {
                         None => Cow::Borrowed(raw),
                     });
                 }
+                Some(b) if b < 0x20 && b != b'\t' || b == 0x7f => return Err(ChallengeError::BadParam),
                 Some(b'\\') => {
                     let o = owned.get_or_insert_with(|| self.s.get(start..self.i).unwrap_or("").to_string());
                     self.i += 1;
@@ -232,21 +235,27 @@ fn write_quoted(v: &str, out: &mut String) {
     out.push('"');
 }
 
-/// Writes one challenge; with `realm`, a Bearer challenge's realm is replaced.
-pub fn write(ch: &Challenge<'_>, realm: Option<&str>, out: &mut String) {
+/// Writes one challenge; with `realm`, a Bearer challenge's realm is
+/// replaced, and with `scope`, its scope value is passed through it.
+pub fn write(ch: &Challenge<'_>, realm: Option<&str>, scope: Option<&dyn Fn(&str, &mut String)>, out: &mut String) {
     out.push_str(ch.scheme);
     if let Some(t) = ch.token68 {
         out.push(' ');
         out.push_str(t);
         return;
     }
-    let replace = if ch.is_bearer() { realm } else { None };
+    let bearer = ch.is_bearer();
     for (i, (name, value)) in ch.params.iter().enumerate() {
         out.push(if i == 0 { ' ' } else { ',' });
         out.push_str(name);
         out.push('=');
-        let v = match replace {
-            Some(r) if name.eq_ignore_ascii_case("realm") => r,
+        let mut mapped = String::new();
+        let v = match (bearer, realm, scope) {
+            (true, Some(r), _) if name.eq_ignore_ascii_case("realm") => r,
+            (true, _, Some(f)) if name.eq_ignore_ascii_case("scope") => {
+                f(value, &mut mapped);
+                &mapped
+            }
             _ => value.as_ref(),
         };
         write_quoted(v, out);
@@ -254,9 +263,10 @@ pub fn write(ch: &Challenge<'_>, realm: Option<&str>, out: &mut String) {
 }
 
 /// Rewrites an upstream's challenges for the client: each Bearer realm becomes
-/// `realm`; everything else is kept. One challenge per line (one header line
-/// each), separated by `\n`.
-pub fn rewrite(header: &str, realm: &str) -> Result<String, ChallengeError> {
+/// `realm` and each Bearer scope goes through `scope` (the client's names for
+/// the repositories); everything else is kept. One challenge per line (one
+/// header line each), separated by `\n`.
+pub fn rewrite(header: &str, realm: &str, scope: &dyn Fn(&str, &mut String)) -> Result<String, ChallengeError> {
     let list = parse(header)?;
     let mut out = String::with_capacity(header.len() + realm.len() + 8);
     for (i, ch) in list.iter().enumerate() {
@@ -266,7 +276,7 @@ pub fn rewrite(header: &str, realm: &str) -> Result<String, ChallengeError> {
         if i > 0 {
             out.push('\n');
         }
-        write(ch, Some(realm), &mut out);
+        write(ch, Some(realm), Some(scope), &mut out);
     }
     Ok(out)
 }

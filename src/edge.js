@@ -10,7 +10,7 @@
 // path, a host, a scope or a challenge; it holds data only: the request
 // headers passed upstream and the response headers dropped.
 import module from "./index_bg.wasm";
-import { initSync, step, io, __wbg_reset_state } from "glue";
+import { initSync, step, io, client_address, __wbg_reset_state } from "glue";
 import PAGE from "page";
 
 // Request headers passed upstream (an allow-list: cookies, cf-*,
@@ -27,6 +27,8 @@ let wasm = initSync({ module });
 const enc = new TextEncoder();
 const dec = new TextDecoder();
 let at = io();
+// Whether the table logs client addresses (read once: it is compiled in).
+const CLIENT = client_address();
 let view = new Uint8Array(wasm.memory.buffer, at, CAP);
 
 // One synchronous step: input text in, action text out, through the buffer.
@@ -83,10 +85,10 @@ async function readBody(request, max) {
   return dec.decode(all.subarray(0, max + 1));
 }
 
-// The upstream's response for the client. `location` and `challenges` (one
-// per line) replace the upstream's when given.
-function relay(r, location, challenges) {
-  let dirty = location !== "" || challenges !== undefined;
+// The upstream's response for the client. `location`, `json` (a body) and
+// `challenges` (one per line) replace the upstream's when given.
+function relay(r, location, json, challenges) {
+  let dirty = location !== "" || json !== "" || challenges !== undefined;
   if (!dirty) {
     for (const name of DROPPED) {
       if (r.headers.has(name)) {
@@ -96,9 +98,14 @@ function relay(r, location, challenges) {
     }
     if (!dirty) return r;
   }
-  const out = new Response(r.body, r);
+  const out = new Response(json !== "" ? json : r.body, r);
   const h = out.headers;
   for (const name of DROPPED) h.delete(name);
+  if (json !== "") {
+    h.delete("content-length");
+    h.delete("content-encoding");
+    h.set("content-type", "application/json");
+  }
   if (location !== "") h.set("location", location);
   if (challenges !== undefined) {
     h.delete("www-authenticate");
@@ -108,14 +115,27 @@ function relay(r, location, challenges) {
   return out;
 }
 
+// A secret for the wire: "=" and the value, or "-" when it is not set.
+function secret(env, name) {
+  const v = env[name];
+  return typeof v === "string" ? "=" + encodeURIComponent(v) : "-";
+}
+
+// At most 4 KiB of an upstream body (a 429's), for the planner's message.
+async function upstreamBody(r) {
+  const text = await r.text();
+  return encodeURIComponent(text.length > 4096 ? text.slice(0, 4096) : text);
+}
+
 export default {
-  async fetch(request) {
+  async fetch(request, env) {
     const h = request.headers;
     const accept = h.get("accept");
     const facts = ((h.has("authorization") ? 1 : 0) | (accept !== null && accept.includes("text/html") ? 2 : 0)) +
-      "\n" + request.method + "\n" + request.url + "\n";
+      "\n" + request.method + "\n" + request.url + "\n" + (CLIENT ? h.get("cf-connecting-ip") || "" : "") + "\n";
+    let known = "\n";     // SECRET \n UPSTREAM-BODY, then the request body once read
     let body = "";
-    let a = call(facts + "\n\n");
+    let a = call(facts + "\n\n\n" + known + body);
     let up;
     for (;;) {
       const op = a.charCodeAt(0);
@@ -125,19 +145,27 @@ export default {
         if (p[1] !== "") headers["www-authenticate"] = p[1];
         if (p[2] !== "") headers["allow"] = p[2];
         if (p[3] !== "") headers["x-wasm-memory-pages"] = p[3];
-        return new Response(p[4], { status: +p[0].slice(1), headers });
+        if (p[4] !== "") console.log(p[4]);
+        return new Response(p[5], { status: +p[0].slice(1), headers });
       }
       if (op === 80) { // P: the browser page
+        if (a.length > 1) console.log(a.slice(1));
         return new Response(PAGE, { headers: { "content-type": "text/html; charset=utf-8" } });
       }
       if (op === 66) { // B: the body is needed
         body = "\n" + await readBody(request, +a.slice(1));
-        a = call(facts + "\n\n" + body);
+        a = call(facts + "\n\n\n" + known + body);
+        continue;
+      }
+      if (op === 69) { // E: a secret is needed
+        known = secret(env, a.slice(1)) + "\n";
+        a = call(facts + "\n\n\n" + known + body);
         continue;
       }
       if (op === 82) { // R: relay the last upstream response
         const p = a.split("\n");
-        return relay(up, p[0].slice(1), p.length > 1 ? p.slice(1) : undefined);
+        if (p[1] !== "") console.log(p[1]);
+        return relay(up, p[0].slice(1), p[2], p.length > 3 ? p.slice(3) : undefined);
       }
       // F: fetch
       if (up !== undefined && up.body !== null) up.body.cancel();
@@ -145,29 +173,35 @@ export default {
       const bits = +p[0].slice(1);
       const init = { method: p[2], redirect: bits & 2 ? "follow" : "manual" };
       if (bits & 1) init.headers = forwarded(request);
-      if (bits & 32) {
+      if (p[4] !== "" || bits & 32) {
         if (init.headers === undefined) init.headers = new Headers();
-        init.headers.set("content-type", "application/x-www-form-urlencoded");
-        init.body = p[4];
+        if (p[4] !== "") init.headers.set("authorization", p[4]);
+        if (bits & 32) {
+          init.headers.set("content-type", "application/x-www-form-urlencoded");
+          init.body = p[5];
+        }
       }
       const controller = new AbortController();
       init.signal = controller.signal;
       const timer = setTimeout(() => controller.abort(), TIMEOUT_MS);
+      const t0 = Date.now();
       try {
         up = await fetch(p[3], init);
       } catch (e) {
-        a = call(facts + p[1] + "0\n\n" + encodeURIComponent(String(e)) + body);
+        a = call(facts + p[1] + "0\n\n" + encodeURIComponent(String(e)) + "\n" + known + body);
         continue;
       } finally {
         clearTimeout(timer);
       }
       const s = up.status;
-      if (bits & 16 || (bits & 4 && s === 401) || (bits & 8 && s >= 300 && s < 400)) {
-        a = call(facts + p[1] + s + "\n" + (up.headers.get("www-authenticate") || "") + "\n" +
-          (up.headers.get("location") || "") + body);
+      if (bits & 16 || (bits & 4 && s === 401) || (bits & 8 && s >= 300 && s < 400) || (bits & 64 && s === 429)) {
+        const text = s === 429 && bits & 64 ? await upstreamBody(up) : "";
+        a = call(facts + p[1] + s + " " + (Date.now() - t0) + " " + (up.redirected ? 1 : 0) + "\n" +
+          (up.headers.get("www-authenticate") || "") + "\n" + (up.headers.get("location") || "") + "\n" +
+          known.slice(0, -1) + "\n" + text + body);
         continue;
       }
-      return relay(up, "", undefined);
+      return relay(up, "", "", undefined);
     }
   },
 };

@@ -34,6 +34,13 @@ pub fn io() -> *mut u8 {
     IO.0.get().cast()
 }
 
+/// Whether the table logs client addresses: the entry then passes each
+/// request's address (read once; it is compiled in).
+#[wasm_bindgen]
+pub fn client_address() -> bool {
+    crate::routes::LOG_CLIENT
+}
+
 /// Plans one step from the `len` bytes at [`io`] and writes the action there;
 /// returns its length. `len` above [`IO_LEN`] means the entry could not fit
 /// its input.

@@ -24,11 +24,13 @@
 pub mod challenge;
 pub mod host;
 pub mod location;
+pub mod names;
 pub mod oci;
 pub mod path;
 pub mod plan;
 pub mod routes;
 pub mod scope;
+pub mod secret;
 pub mod wire;
 
 #[cfg(target_arch = "wasm32")]

@@ -14,6 +14,7 @@ pub enum Code {
     TagInvalid,
     Unsupported,
     Unauthorized,
+    Denied,
     Unavailable,
 }
 
@@ -26,6 +27,7 @@ impl Code {
             Code::TagInvalid => "TAG_INVALID",
             Code::Unsupported => "UNSUPPORTED",
             Code::Unauthorized => "UNAUTHORIZED",
+            Code::Denied => "DENIED",
             Code::Unavailable => "UNAVAILABLE",
         }
     }

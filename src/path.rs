@@ -1,8 +1,9 @@
 //! Classifies the request path and checks repository names and references.
 //!
-//! The mirror serves three things: `/` (a page for browsers), `/token` (the
-//! token endpoint its challenges point at, outside `/v2/` so it can never be a
-//! repository path) and the registry API under `/v2/`. Repository names,
+//! The mirror serves three things: `/` (a page for browsers), `/token` and
+//! `/token/<registry>` (the token endpoint its challenges point at, outside
+//! `/v2/` so it can never be a repository path) and the registry API under
+//! `/v2/`. Repository names,
 //! tags and digests are checked against the distribution grammar before
 //! anything is forwarded, so a malformed path gets a 400 that says what is
 //! wrong instead of an upstream's 404 or a request the upstream never meant
@@ -17,8 +18,8 @@
 pub enum Endpoint<'a> {
     /// `/`
     Root,
-    /// `/token`
-    Token,
+    /// `/token`, or `/token/<registry>` naming the route.
+    Token(Option<&'a str>),
     /// `/v2/` (and `/v2`)
     Base,
     /// `/v2/_catalog`
@@ -68,10 +69,16 @@ fn split_last(s: &str) -> Option<(&str, &str)> {
 pub fn classify(path: &str) -> Result<Endpoint<'_>, PathError> {
     match path {
         "/" | "" => return Ok(Endpoint::Root),
-        "/token" => return Ok(Endpoint::Token),
+        "/token" => return Ok(Endpoint::Token(None)),
         "/v2" | "/v2/" => return Ok(Endpoint::Base),
         "/v2/_catalog" => return Ok(Endpoint::Catalog),
         _ => {}
+    }
+    if let Some(registry) = path.strip_prefix("/token/") {
+        return match registry.is_empty() || registry.as_bytes().contains(&b'/') {
+            true => Err(PathError::NotFound),
+            false => Ok(Endpoint::Token(Some(registry))),
+        };
     }
     let s = path.strip_prefix("/v2/").ok_or(PathError::NotFound)?;
     let (kind, name) = if let Some(name) = s.strip_suffix("/tags/list") {

@@ -4,33 +4,49 @@
 //! synchronous function in the sans-IO style (h11, quinn-proto): it is given
 //! what is known about the client's request and, after a fetch, what the
 //! upstream answered, and it returns one [`Action`] for the edge to carry out:
-//! answer locally, read the request body, fetch a URL, or relay the upstream's
-//! response (with its challenge or `Location` rewritten). It never does I/O and
-//! keeps nothing between calls: the edge hands back the [`Phase`] it was given
-//! with the upstream's answer, and [`step`] re-derives everything else from the
-//! request, which costs less than carrying it.
+//! answer locally, read the request body or a secret, fetch a URL, or relay
+//! the upstream's response (with its challenge, `Location` or body
+//! rewritten). It never does I/O and keeps nothing between calls: the edge
+//! hands back the [`Phase`] it was given with the upstream's answer, and
+//! [`step`] re-derives everything else from the request, which costs less
+//! than carrying it.
 //!
 //! Every URL in a `Fetch` starts with a route's `upstream` or `realm` from the
 //! compiled table, or is the realm the upstream's own challenge names. No
-//! query parameter, header or path can name another host. Redirect targets are
-//! the runtime's to follow on routes that follow (it drops Authorization on a
-//! cross-origin hop); on routes that pass redirects the client gets them.
+//! query parameter, header or path can name another host: `?ns=` and
+//! `/token/<registry>` pick among the table's routes by name. Redirect
+//! targets are the runtime's to follow on routes that follow (it drops
+//! Authorization on a cross-origin hop); on routes that pass redirects the
+//! client gets them, pointed back at the mirror when they stay on the
+//! upstream.
 //!
-//! It does not touch bodies other than the OAuth2 token form, headers beyond
-//! the facts listed in [`Request`] and [`Upstream`], or the network.
+//! It does not touch bodies other than the OAuth2 token form and an
+//! upstream's 429 answer, headers beyond the facts listed in [`Request`] and
+//! [`Upstream`], or the network.
 
 use crate::challenge;
 use crate::host::{parse_authority, Authority};
-use crate::location::{is_redirect, resolve};
-use crate::oci::{error_body, Code};
+use crate::location::{is_redirect, origin, resolve};
+use crate::names::{allowed, client_name, upstream_name};
+use crate::oci::{error_body, json_escape, Code};
 use crate::path::{classify, Endpoint, Kind, PathError};
-use crate::routes::{lookup, Route};
-use crate::scope::rewrite_token_params;
+use crate::routes::{by_host, by_name, by_registry, Route, LOG, LOG_CLIENT, PAGE, USES_CREDENTIALS};
+use crate::scope::{first_repository, percent_decode, rewrite_token_params, QueryError};
 
 /// Longest request URL accepted (scheme, host, path and query).
 pub const MAX_URL: usize = 8192;
 /// Largest OAuth2 token form accepted.
 pub const MAX_FORM: usize = 16 * 1024;
+
+/// A Worker secret, as far as the planner has asked for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Secret<'a> {
+    NotRead,
+    /// The binding does not exist (or is not a string).
+    Unset,
+    /// Its value, percent-encoded.
+    Value(&'a str),
+}
 
 /// What the planner reads about the client's request.
 #[derive(Debug, Clone, Copy)]
@@ -41,8 +57,19 @@ pub struct Request<'a> {
     pub authorization: bool,
     /// `Accept` mentions `text/html`: a browser.
     pub accept_html: bool,
+    /// The client's address, given only when the table logs it.
+    pub client: &'a str,
+    /// The route's credentials, once [`Action::ReadSecret`] asked for them.
+    pub secret: Secret<'a>,
     /// The body, once [`Action::ReadBody`] asked for it.
     pub body: Option<&'a str>,
+}
+
+impl<'a> Request<'a> {
+    /// A request with nothing read yet.
+    pub fn new(method: &'a str, url: &'a str) -> Request<'a> {
+        Request { method, url, authorization: false, accept_html: false, client: "", secret: Secret::NotRead, body: None }
+    }
 }
 
 /// Which exchange an upstream answer belongs to: the continuation the edge
@@ -77,9 +104,9 @@ impl Phase {
 }
 
 /// What the upstream answered, for [`step`] to continue with.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Default)]
 pub struct Upstream<'a> {
-    pub phase: Phase,
+    pub phase: Option<Phase>,
     /// The response status; 0 when the fetch failed, with the runtime's
     /// error, percent-encoded, as `error` (`AbortError%3A...` when the
     /// edge's timer fired, `TypeError%3A%20Too%20many%20redirects...`).
@@ -87,6 +114,12 @@ pub struct Upstream<'a> {
     pub error: &'a str,
     pub www_authenticate: &'a str,
     pub location: &'a str,
+    /// The response body, percent-encoded: read for a 429 only.
+    pub body: &'a str,
+    /// Milliseconds until the response headers arrived.
+    pub ms: u32,
+    /// The runtime followed at least one redirect.
+    pub redirected: bool,
 }
 
 /// The next thing the edge does.
@@ -96,11 +129,13 @@ pub enum Action {
     Reply(Reply),
     /// Read the request body (at most [`MAX_FORM`] bytes) and call again with it.
     ReadBody,
+    /// Read the Worker secret of this name and call again with it.
+    ReadSecret(&'static str),
     Fetch(Fetch),
-    /// Send the upstream response on, body untouched. With `challenges`
-    /// (one per line), they replace its `WWW-Authenticate`; with `location`,
-    /// it replaces its `Location`.
-    Relay { challenges: Option<String>, location: Option<String> },
+    /// Send the upstream response on. With `challenges` (one per line), they
+    /// replace its `WWW-Authenticate`; with `location`, its `Location`; with
+    /// `body` (JSON), its body.
+    Relay { challenges: Option<String>, location: Option<String>, body: Option<String> },
 }
 
 /// A local answer.
@@ -119,6 +154,8 @@ pub struct Reply {
 pub const RESUME_401: u8 = 1;
 pub const RESUME_3XX: u8 = 2;
 pub const RESUME_ALL: u8 = 4;
+/// A 429 comes back with its body.
+pub const RESUME_429: u8 = 16;
 
 /// One upstream request.
 #[derive(Debug, PartialEq, Eq)]
@@ -127,14 +164,24 @@ pub struct Fetch {
     pub url: String,
     /// Send the client's allow-listed headers (Authorization among them).
     pub client_headers: bool,
+    /// An `Authorization` of the mirror's own (a route's credentials).
+    pub authorization: Option<String>,
     /// An OAuth2 form body (`application/x-www-form-urlencoded`).
     pub form: Option<String>,
     /// Let the runtime follow redirects; otherwise they come back here.
     pub follow: bool,
     /// When to call [`step`] with the response; otherwise it goes to the
-    /// client as it is.
+    /// client as it is. A failed fetch always comes back.
     pub resume: u8,
     pub phase: Phase,
+}
+
+/// What a request was about, for its log line.
+#[derive(Default)]
+struct Seen {
+    route: Option<&'static Route>,
+    kind: &'static str,
+    repository: String,
 }
 
 fn reply(status: u16, code: Code, message: &str, subject: &str) -> Action {
@@ -148,6 +195,10 @@ fn not_allowed(allow: &'static str, message: &str) -> Action {
         challenge: None,
         allow: Some(allow),
     })
+}
+
+fn denied(name: &str) -> Action {
+    reply(403, Code::Denied, "this mirror does not serve the repository", name)
 }
 
 fn path_error(e: PathError) -> Action {
@@ -174,13 +225,31 @@ pub fn split_url(url: &str) -> Option<(&str, &str, &str, &str)> {
     Some((scheme, authority, path, query))
 }
 
-/// `scheme://host[:port]/token` for the request's own (checked) authority.
-pub fn mirror_realm(scheme: &str, authority: &Authority<'_>) -> String {
-    let mut realm = String::with_capacity(scheme.len() + authority.host.len() + 16);
-    realm.push_str(scheme);
-    realm.push_str("://");
-    authority.write(&mut realm);
+/// The value of the first `name=` pair of a query, as written.
+fn query_param<'a>(query: &'a str, name: &str) -> Option<&'a str> {
+    query.split('&').find_map(|p| p.strip_prefix(name).and_then(|v| v.strip_prefix('=')))
+}
+
+/// `scheme://host[:port]` for the request's own (checked) authority.
+fn mirror_base(scheme: &str, authority: &Authority<'_>) -> String {
+    let mut base = String::with_capacity(scheme.len() + authority.host.len() + 32);
+    base.push_str(scheme);
+    base.push_str("://");
+    authority.write(&mut base);
+    base
+}
+
+/// The mirror's token endpoint for a route: `/token` when the host alone
+/// leads to it, `/token/<registry>` when the client reached it by a prefix or
+/// `?ns=` (a shared host).
+fn mirror_realm(base: &str, route: Option<&Route>) -> String {
+    let mut realm = String::with_capacity(base.len() + 40);
+    realm.push_str(base);
     realm.push_str("/token");
+    if let Some(r) = route {
+        realm.push('/');
+        realm.push_str(r.registry);
+    }
     realm
 }
 
@@ -192,46 +261,87 @@ fn failed(subject: &str, up: &Upstream<'_>, message: Option<&str>) -> Action {
         None if crate::find(up.error, "Too%20many%20redirects").is_some() => (502, "the upstream redirected too many times"),
         None => (502, "the upstream registry could not be reached, or redirected to a URL that cannot be fetched"),
     };
-    reply(status, Code::Unavailable, message, crate::location::origin(subject))
+    reply(status, Code::Unavailable, message, origin(subject))
 }
 
-/// The token request: the realm (from the table or discovered) with every
-/// scope of the client's query or form rewritten for the upstream.
-fn token_fetch(route: &Route, realm: &str, query: &str, req: &Request<'_>) -> Action {
-    let mut url = String::with_capacity(realm.len() + query.len() + 16);
-    url.push_str(realm);
-    let mut params = String::with_capacity(query.len() + 16);
-    if let Err(e) = rewrite_token_params(query, route.library, &mut params) {
-        return reply(400, Code::Unsupported, e.as_str(), "");
-    }
-    if !params.is_empty() {
-        url.push_str(if crate::find(realm, "?").is_some() { "&" } else { "?" });
-        url.push_str(&params);
-    }
-    let form = match req.body {
-        Some(body) if req.method == "POST" => {
-            let mut form = String::with_capacity(body.len() + 16);
-            if let Err(e) = rewrite_token_params(body, route.library, &mut form) {
-                return reply(400, Code::Unsupported, e.as_str(), "");
-            }
-            Some(form)
-        }
-        _ => None,
+/// An upstream's 429 for the client: its status, headers (`Retry-After`)
+/// and body, with an OCI TOOMANYREQUESTS error first that says which limit
+/// it is when the upstream says so.
+fn rate_limited(route: &Route, up: &Upstream<'_>) -> Action {
+    let text = percent_decode(up.body).unwrap_or_default();
+    let pull_limit = text.as_bytes().windows(15).any(|w| w.eq_ignore_ascii_case(b"pull rate limit"));
+    let message = match (pull_limit, route.credentials.is_some()) {
+        (true, false) => "the registry's pull rate limit for anonymous pulls from this mirror's address was reached; set a credentials secret on the route (README: Running a public mirror) to pull as an account",
+        (true, true) => "the registry's pull rate limit for the account in this route's credentials secret was reached; a paid account has a higher limit",
+        (false, _) => "the registry is limiting requests from this mirror's address; wait for Retry-After",
     };
-    Action::Fetch(Fetch {
-        method: if form.is_some() { "POST" } else { "GET" },
-        url,
-        client_headers: true,
-        form,
-        follow: true,
-        resume: 0,
-        phase: Phase::Token,
-    })
+    let mut body = String::with_capacity(text.len() + 320);
+    body.push_str("{\"errors\":[{\"code\":\"TOOMANYREQUESTS\",\"message\":\"");
+    body.push_str(message);
+    body.push_str(": ");
+    body.push_str(route.registry);
+    let theirs = text.trim_start();
+    match theirs.strip_prefix("{\"errors\":[") {
+        Some(rest) if theirs.ends_with('}') => {
+            body.push_str("\",\"detail\":null},");
+            body.push_str(rest);
+        }
+        _ => {
+            body.push_str("\",\"detail\":\"");
+            json_escape(theirs, &mut body);
+            body.push_str("\"}]}");
+        }
+    }
+    Action::Relay { challenges: None, location: None, body: Some(body) }
 }
 
 /// Plans the next step of one request: `up` is `None` when the request has
 /// just arrived, or the upstream's answer to the last [`Action::Fetch`].
 pub fn step(req: &Request<'_>, up: Option<&Upstream<'_>>) -> Action {
+    decide(req, up, &mut Seen::default())
+}
+
+/// [`step`], and the request's log line (JSON) when the table logs and the
+/// action ends the request.
+pub fn step_logged(req: &Request<'_>, up: Option<&Upstream<'_>>) -> (Action, Option<String>) {
+    let mut seen = Seen::default();
+    let action = decide(req, up, &mut seen);
+    if !LOG {
+        return (action, None);
+    }
+    let status = match &action {
+        Action::Reply(r) => r.status,
+        Action::Relay { .. } => up.map_or(0, |u| u.status),
+        _ => return (action, None),
+    };
+    let mut line = String::with_capacity(160);
+    line.push_str("{\"route\":\"");
+    line.push_str(seen.route.map_or("", |r| r.name));
+    line.push_str("\",\"kind\":\"");
+    line.push_str(seen.kind);
+    line.push_str("\",\"repository\":\"");
+    json_escape(&seen.repository, &mut line);
+    line.push_str("\",\"status\":");
+    crate::wire::push_number(&mut line, usize::from(status));
+    match up {
+        Some(u) => {
+            line.push_str(",\"upstream\":");
+            crate::wire::push_number(&mut line, usize::from(u.status));
+            line.push_str(if u.redirected { ",\"redirected\":true,\"ms\":" } else { ",\"redirected\":false,\"ms\":" });
+            crate::wire::push_number(&mut line, u.ms as usize);
+        }
+        None => line.push_str(",\"upstream\":null"),
+    }
+    if LOG_CLIENT {
+        line.push_str(",\"client\":\"");
+        json_escape(req.client, &mut line);
+        line.push('"');
+    }
+    line.push('}');
+    (action, Some(line))
+}
+
+fn decide(req: &Request<'_>, up: Option<&Upstream<'_>>, seen: &mut Seen) -> Action {
     if req.url.len() > MAX_URL {
         return reply(414, Code::Unsupported, "the request URL is longer than 8192 bytes", "");
     }
@@ -250,39 +360,80 @@ pub fn step(req: &Request<'_>, up: Option<&Upstream<'_>>) -> Action {
         Ok(a) => a,
         Err(e) => return reply(400, Code::NameInvalid, e.as_str(), ""),
     };
-    let Some(route) = lookup(authority.route_host()) else {
-        return reply(404, Code::NameUnknown, "no mirror is configured for this host", authority.route_host());
-    };
+    let host = authority.route_host();
     let endpoint = match classify(path) {
         Ok(e) => e,
         Err(e) => return path_error(e),
     };
-    let get_or_head = matches!(req.method, "GET" | "HEAD");
+    let base = mirror_base(scheme, &authority);
+    if let Endpoint::Token(registry) = endpoint {
+        seen.kind = "token";
+        return token(req, up, host, registry, query, seen);
+    }
+    // containerd names the registry it pulls from; only the table's routes
+    // answer to it.
+    let ns = query_param(query, "ns");
+    let (route, name, prefixed) = match (ns, endpoint) {
+        (Some(ns), _) => match by_registry(ns) {
+            Some(r) => (r, None, false),
+            None => return reply(404, Code::NameUnknown, "no route of this mirror serves the registry named by ns", ns),
+        },
+        (None, Endpoint::Repo { name, .. }) => match by_name(host, name) {
+            Some((r, rest)) => (r, rest, rest.is_some()),
+            None => return reply(404, Code::NameUnknown, "no route of this mirror serves this name on this host", name),
+        },
+        (None, _) => match by_host(host) {
+            Some(r) => (r, None, false),
+            None => return reply(404, Code::NameUnknown, "no mirror is configured for this host", host),
+        },
+    };
+    seen.route = Some(route);
     match endpoint {
-        Endpoint::Token => return token(route, query, req, up),
         // Like the distribution registry in read-only mode: 405 without
         // Allow (no method is allowed here, and the runtime drops an empty
         // header value).
         Endpoint::Repo { kind: Kind::Upload, .. } => {
             return reply(405, Code::Unsupported, "this mirror is read-only; push to the upstream registry itself", "")
         }
-        _ if !get_or_head => {
+        _ if !matches!(req.method, "GET" | "HEAD") => {
             return not_allowed("GET, HEAD", "this mirror only pulls: registry API paths take GET and HEAD")
         }
-        Endpoint::Root if req.accept_html => {
-            return Action::Reply(Reply { status: 200, body: None, challenge: None, allow: None })
+        Endpoint::Root if req.accept_html && PAGE => {
+            seen.kind = "page";
+            return Action::Reply(Reply { status: 200, body: None, challenge: None, allow: None });
         }
         _ => {}
     }
-    let realm = mirror_realm(scheme, &authority);
-    if let Some(up) = up {
-        return api_answer(route, &realm, up);
-    }
-    let mut url = String::with_capacity(route.upstream.len() + path.len() + query.len() + 16);
+    let by_path = prefixed || ns.is_some();
+    let realm = mirror_realm(&base, by_path.then_some(route));
+    let mut url = String::with_capacity(route.upstream.len() + path.len() + query.len() + 32);
     url.push_str(route.upstream);
     match endpoint {
-        Endpoint::Root | Endpoint::Base => {
-            if !req.authorization && route.realm.is_some() {
+        Endpoint::Repo { name: full, rest, kind } => {
+            let name = name.unwrap_or(full);
+            seen.kind = match kind {
+                Kind::Manifest => "manifest",
+                Kind::Blob => "blob",
+                Kind::Tags => "tags",
+                _ => "referrers",
+            };
+            url.push_str("/v2/");
+            let start = url.len();
+            upstream_name(route, name, &mut url);
+            seen.repository.push_str(url.get(start..).unwrap_or(""));
+            if !allowed(route, name) {
+                return denied(full);
+            }
+            url.push_str(rest);
+        }
+        Endpoint::Catalog if !route.allow.is_empty() => return denied("_catalog"),
+        Endpoint::Catalog => {
+            seen.kind = "catalog";
+            url.push_str("/v2/_catalog");
+        }
+        _ => {
+            seen.kind = "ping";
+            if !req.authorization && route.realm.is_some() && up.is_none() {
                 let mut ch = String::with_capacity(realm.len() + 48);
                 challenge::mirror_challenge(&realm, route.service, &mut ch);
                 return Action::Reply(Reply {
@@ -294,99 +445,242 @@ pub fn step(req: &Request<'_>, up: Option<&Upstream<'_>>) -> Action {
             }
             url.push_str("/v2/");
         }
-        Endpoint::Catalog => url.push_str("/v2/_catalog"),
-        Endpoint::Repo { name, rest, .. } => {
-            url.push_str("/v2/");
-            if route.library && !name.as_bytes().contains(&b'/') {
-                url.push_str("library/");
-            }
-            url.push_str(name);
-            url.push_str(rest);
-        }
-        Endpoint::Token => {}
+    }
+    if let Some(up) = up {
+        return api_answer(route, &realm, &base, ns, prefixed, up);
     }
     if !query.is_empty() {
         url.push('?');
         url.push_str(query);
     }
+    let resume = RESUME_401
+        | RESUME_429
+        | if route.follow_redirects { 0 } else { RESUME_3XX }
+        | if LOG { RESUME_ALL } else { 0 };
     Action::Fetch(Fetch {
         method: if req.method == "HEAD" { "HEAD" } else { "GET" },
         url,
         client_headers: true,
+        authorization: None,
         form: None,
         follow: route.follow_redirects,
-        resume: if route.follow_redirects { RESUME_401 } else { RESUME_401 | RESUME_3XX },
+        resume,
         phase: Phase::Api,
     })
 }
 
 /// The upstream's answer to a registry API request: a 401 gets the mirror's
-/// realm (everything else in the challenge is kept); a redirect passed to the
-/// client gets an absolute `Location`.
-fn api_answer(route: &Route, realm: &str, up: &Upstream<'_>) -> Action {
-    if up.status == 0 || up.phase != Phase::Api {
+/// realm and the client's names in its scope (everything else in the
+/// challenge is kept); a 429 says which limit; a redirect passed to the
+/// client gets an absolute `Location`, back through the mirror when it stays
+/// on the upstream's registry API.
+fn api_answer(route: &Route, realm: &str, base: &str, ns: Option<&str>, prefixed: bool, up: &Upstream<'_>) -> Action {
+    if up.status == 0 || up.phase != Some(Phase::Api) {
         return failed(route.upstream, up, None);
     }
     if up.status == 401 {
-        return match challenge::rewrite(up.www_authenticate, realm) {
-            Ok(lines) => Action::Relay { challenges: Some(lines), location: None },
+        let scope = |value: &str, out: &mut String| map_scope(route, value, prefixed, out);
+        return match challenge::rewrite(up.www_authenticate, realm, &scope) {
+            Ok(lines) => Action::Relay { challenges: Some(lines), location: None, body: None },
             Err(e) => failed(route.upstream, up, Some(e.as_str())),
         };
+    }
+    if up.status == 429 {
+        return rate_limited(route, up);
     }
     if is_redirect(up.status) && !up.location.is_empty() {
         // Relative to the URL that answered, which for a passed redirect is
         // the first one: under the route's upstream.
-        return match resolve(route.upstream, up.location) {
-            Ok(loc) => Action::Relay { challenges: None, location: Some(loc) },
-            Err(e) => failed(route.upstream, up, Some(e.as_str())),
+        let loc = match resolve(route.upstream, up.location) {
+            Ok(loc) => loc,
+            Err(e) => return failed(route.upstream, up, Some(e.as_str())),
         };
+        let location = match loc.strip_prefix(route.upstream).and_then(|r| split_url(&loc).map(|u| (r, u))) {
+            Some((rest, (_, _, path, query))) if rest.starts_with("/v2/") => back_to_mirror(route, base, path, query, ns, prefixed),
+            _ => None,
+        };
+        return Action::Relay { challenges: None, location: Some(location.unwrap_or(loc)), body: None };
     }
-    Action::Relay { challenges: None, location: None }
+    Action::Relay { challenges: None, location: None, body: None }
 }
 
-/// `/token`: GET, or the OAuth2 form POST (read first). Straight to the
-/// table's realm, or to the realm the upstream's `/v2/` challenge names.
-fn token(route: &'static Route, query: &str, req: &Request<'_>, up: Option<&Upstream<'_>>) -> Action {
-    match req.method {
-        "GET" => {}
-        "POST" if req.body.is_none() => return Action::ReadBody,
-        "POST" if req.body.map_or(0, str::len) > MAX_FORM => {
-            return reply(400, Code::Unsupported, "the token form is larger than 16 KiB", "")
+/// A redirect to the upstream's own registry API, as a mirror URL with the
+/// client's name (and `ns` when the client used it).
+fn back_to_mirror(route: &Route, base: &str, path: &str, query: &str, ns: Option<&str>, prefixed: bool) -> Option<String> {
+    let Ok(Endpoint::Repo { name, rest, .. }) = classify(path) else { return None };
+    let mut out = String::with_capacity(base.len() + path.len() + query.len() + 40);
+    out.push_str(base);
+    out.push_str("/v2/");
+    if !client_name(route, name, prefixed, &mut out) {
+        return None;
+    }
+    out.push_str(rest);
+    let mut sep = '?';
+    if !query.is_empty() {
+        out.push('?');
+        out.push_str(query);
+        sep = '&';
+    }
+    if let Some(ns) = ns.filter(|_| query_param(query, "ns").is_none()) {
+        out.push(sep);
+        out.push_str("ns=");
+        out.push_str(ns);
+    }
+    Some(out)
+}
+
+/// The scope of an upstream challenge in the client's names.
+fn map_scope(route: &Route, value: &str, prefixed: bool, out: &mut String) {
+    for (i, item) in value.split(' ').enumerate() {
+        if i > 0 {
+            out.push(' ');
         }
-        "POST" => {}
+        let b = item.as_bytes();
+        let first = b.iter().position(|&c| c == b':');
+        let last = b.iter().rposition(|&c| c == b':');
+        if let (Some(f), Some(l)) = (first, last) {
+            let (kind, name, tail) = (item.get(..=f).unwrap_or(""), item.get(f + 1..l).unwrap_or(""), item.get(l..).unwrap_or(""));
+            if kind.starts_with("repository") && f < l {
+                let mark = out.len();
+                out.push_str(kind);
+                if client_name(route, name, prefixed, out) {
+                    out.push_str(tail);
+                    continue;
+                }
+                out.truncate(mark);
+            }
+        }
+        out.push_str(item);
+    }
+}
+
+/// `/token` and `/token/<registry>`: GET, or the OAuth2 form POST (read
+/// first). The route is the one the path names, or on a shared host the one
+/// the scopes' repositories lead to. Straight to the table's realm, or to the
+/// realm the upstream's `/v2/` challenge names.
+fn token(req: &Request<'_>, up: Option<&Upstream<'_>>, host: &str, registry: Option<&str>, query: &str, seen: &mut Seen) -> Action {
+    let form = match req.method {
+        "GET" => None,
+        "POST" => match req.body {
+            None => return Action::ReadBody,
+            Some(b) if b.len() > MAX_FORM => return reply(400, Code::Unsupported, "the token form is larger than 16 KiB", ""),
+            Some(b) => Some(b),
+        },
         _ => return not_allowed("GET, POST", "the token endpoint takes GET or an OAuth2 form POST"),
-    }
-    if let Some(up) = up.filter(|u| u.status == 0 || u.phase == Phase::Token) {
-        // A failed fetch always comes back, whatever `resume` said.
-        return failed(route.realm.unwrap_or(route.upstream), up, None);
-    }
-    if let Some(realm) = route.realm {
-        return token_fetch(route, realm, query, req);
-    }
-    let Some(up) = up else {
-        let mut ping = String::with_capacity(route.upstream.len() + 4);
-        ping.push_str(route.upstream);
-        ping.push_str("/v2/");
-        return Action::Fetch(Fetch {
-            method: "GET",
-            url: ping,
-            client_headers: false,
-            form: None,
-            follow: true,
-            resume: RESUME_ALL,
-            phase: Phase::Discover,
-        });
     };
-    let realm = match challenge::bearer_realm(up.www_authenticate) {
-        Some(r) if up.status == 401 => r,
-        _ => return reply(404, Code::Unavailable, "the upstream registry does not use token authentication", route.upstream),
+    let (route, by_scope) = match registry {
+        Some(name) => match by_registry(name) {
+            Some(r) => (r, false),
+            None => return reply(404, Code::NameUnknown, "no route of this mirror has the registry name in this token request", name),
+        },
+        None => match first_repository(form.unwrap_or(query)).and_then(|n| by_name(host, &n).map(|(r, _)| r)) {
+            Some(r) => (r, true),
+            None => match by_host(host) {
+                Some(r) => (r, false),
+                None => return reply(404, Code::NameUnknown, "no mirror is configured for this host", host),
+            },
+        },
     };
-    // A relative realm is relative to the upstream's /v2/.
-    let mut base = String::with_capacity(route.upstream.len() + 4);
-    base.push_str(route.upstream);
-    base.push_str("/v2/");
-    match resolve(&base, &realm) {
-        Ok(realm) => token_fetch(route, &realm, query, req),
-        Err(e) => failed(route.upstream, up, Some(e.as_str())),
+    seen.route = Some(route);
+    if LOG {
+        seen.repository = first_repository(form.unwrap_or(query)).unwrap_or_default();
     }
+    if let Some(up) = up.filter(|u| u.status == 0 || u.phase == Some(Phase::Token)) {
+        return match up.status {
+            // A failed fetch always comes back, whatever `resume` said.
+            0 => failed(route.realm.unwrap_or(route.upstream), up, None),
+            429 => rate_limited(route, up),
+            _ => Action::Relay { challenges: None, location: None, body: None },
+        };
+    }
+    // The route's credentials, for a client that brings none.
+    let mut secret = None;
+    if let Some(name) = route.credentials.filter(|_| USES_CREDENTIALS && !req.authorization) {
+        secret = match req.secret {
+            Secret::NotRead => return Action::ReadSecret(name),
+            Secret::Value(v) => crate::secret::parse(v),
+            Secret::Unset => None,
+        };
+        if secret.is_none() {
+            return reply(
+                503,
+                Code::Unavailable,
+                "the mirror's credentials for this route are not set or not user:token; the operator sets them with wrangler secret put",
+                name,
+            );
+        }
+    }
+    let scope_host = by_scope.then_some(host);
+    let realm = match (route.realm, up) {
+        (Some(r), _) => r.to_string(),
+        (None, None) => {
+            let mut ping = String::with_capacity(route.upstream.len() + 4);
+            ping.push_str(route.upstream);
+            ping.push_str("/v2/");
+            return Action::Fetch(Fetch {
+                method: "GET",
+                url: ping,
+                client_headers: false,
+                authorization: None,
+                form: None,
+                follow: true,
+                resume: RESUME_ALL,
+                phase: Phase::Discover,
+            });
+        }
+        (None, Some(up)) => {
+            let found = challenge::bearer_realm(up.www_authenticate);
+            let Some(realm) = found.filter(|_| up.status == 401) else {
+                return reply(404, Code::Unavailable, "the upstream registry does not use token authentication", route.upstream);
+            };
+            // A relative realm is relative to the upstream's /v2/.
+            let mut v2 = String::with_capacity(route.upstream.len() + 4);
+            v2.push_str(route.upstream);
+            v2.push_str("/v2/");
+            match resolve(&v2, &realm) {
+                Ok(r) => r,
+                Err(e) => return failed(route.upstream, up, Some(e.as_str())),
+            }
+        }
+    };
+    let mut url = realm;
+    let mut params = String::with_capacity(query.len() + 32);
+    let mut found = match rewrite_token_params(query, route, scope_host, &mut params) {
+        Ok(f) => f,
+        Err(e) => return reply(400, Code::Unsupported, e.as_str(), ""),
+    };
+    if !params.is_empty() {
+        url.push(if url.as_bytes().contains(&b'?') { '&' } else { '?' });
+        url.push_str(&params);
+    }
+    let mut body = None;
+    if let Some(form) = form {
+        let mut rewritten = String::with_capacity(form.len() + 64);
+        match rewrite_token_params(form, route, scope_host, &mut rewritten) {
+            Ok(f) => {
+                found.kept += f.kept;
+                found.denied = found.denied.or(f.denied);
+            }
+            Err(e) => return reply(400, Code::Unsupported, e.as_str(), ""),
+        }
+        if let Some((value, colon)) = &secret {
+            if query_param(form, "username").is_none() {
+                crate::secret::form_fields(value, *colon, &mut rewritten);
+            }
+        }
+        body = Some(rewritten);
+    }
+    if let (0, Some(name)) = (found.kept, &found.denied) {
+        return reply(403, Code::Denied, QueryError::Denied.as_str(), name);
+    }
+    Action::Fetch(Fetch {
+        method: if body.is_some() { "POST" } else { "GET" },
+        url,
+        client_headers: true,
+        authorization: secret.filter(|_| body.is_none()).map(|(v, _)| crate::secret::basic(&v)),
+        form: body,
+        follow: true,
+        resume: RESUME_429 | if LOG { RESUME_ALL } else { 0 },
+        phase: Phase::Token,
+    })
 }

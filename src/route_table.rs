@@ -40,6 +40,29 @@ pub struct RouteSpec {
     pub library: bool,
     pub follow_redirects: bool,
     pub default: bool,
+    /// Path components selecting the route on its hosts (`ghcr.io`).
+    pub prefix: Option<String>,
+    /// The name clients use for the upstream (containerd's `ns`); defaults
+    /// to the upstream's authority.
+    pub registry: String,
+    /// Upstream path components in front of every name.
+    pub repository: Option<String>,
+    /// The Worker secret holding `user:token` for the upstream.
+    pub credentials: Option<String>,
+    /// Repository patterns served (empty: all).
+    pub allow: Vec<String>,
+}
+
+/// A whole table: its routes and the settings above them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Table {
+    pub routes: Vec<RouteSpec>,
+    /// Serve the browser page on `GET /` (`page = false` turns it off).
+    pub page: bool,
+    /// One JSON line per request on the Workers log.
+    pub log: bool,
+    /// Include the client's address in those lines.
+    pub log_client: bool,
 }
 
 /// A table error: 1-based line and a message that says how to fix it.
@@ -102,10 +125,15 @@ const ROUTE_KEYS: &[Key] = &[
     Key::string("redirects"),
     Key::flag("default"),
     Key::flag("insecure"),
+    Key::string("prefix"),
+    Key::string("registry"),
+    Key::string("repository"),
+    Key::string("credentials"),
+    Key::list("allow", "an array of repository patterns, like [\"library/*\", \"myorg/app\"]"),
 ];
 
 /// The keys above the first `[routes.NAME]`, besides `routes` itself.
-const TOP_KEYS: &[Key] = &[Key::string("domain")];
+const TOP_KEYS: &[Key] = &[Key::string("domain"), Key::flag("page"), Key::flag("log"), Key::flag("log_client")];
 
 fn names(keys: &[Key]) -> String {
     keys.iter().map(|k| k.name).collect::<Vec<_>>().join(", ")
@@ -162,10 +190,14 @@ struct RawRoute {
 // ---- validation ----
 
 /// Parses and validates a route table.
-pub fn parse(src: &str) -> Result<Vec<RouteSpec>, TableError> {
-    let (domain, raw) = read(src)?;
-    let mut routes = Vec::new();
-    let mut host_owner: BTreeMap<String, (String, usize)> = BTreeMap::new();
+pub fn parse(src: &str) -> Result<Table, TableError> {
+    let (top, raw) = read(src)?;
+    let domain = top.domain;
+    let mut routes: Vec<RouteSpec> = Vec::new();
+    // (host, prefix) -> (route, line): a host may be shared by routes with
+    // different prefixes.
+    let mut host_owner: BTreeMap<(String, Option<String>), (String, usize)> = BTreeMap::new();
+    let mut registry_owner: BTreeMap<String, (String, usize)> = BTreeMap::new();
     let mut default_owner: Option<(String, usize)> = None;
     for r in raw {
         let spec = validate(&r, domain.as_ref())?;
@@ -175,17 +207,33 @@ pub fn parse(src: &str) -> Result<Vec<RouteSpec>, TableError> {
             if spec.hosts[..i].contains(h) {
                 return err(line, format!("host \"{}\" is listed twice in route \"{}\"; remove one", h, spec.name));
             }
-            if let Some((other, other_line)) = host_owner.get(h) {
-                return err(
-                    line,
-                    format!(
-                        "host \"{}\" is already served by route \"{}\" (line {}); each host belongs to one route, remove one of them",
+            let key = (h.clone(), spec.prefix.clone());
+            if let Some((other, other_line)) = host_owner.get(&key) {
+                let message = match &spec.prefix {
+                    None => format!(
+                        "host \"{}\" is already served by route \"{}\" (line {}) without a prefix; a host has at most one route without a prefix, give one of them a prefix or remove the host",
                         h, other, other_line
                     ),
-                );
+                    Some(p) => format!(
+                        "host \"{}\" already serves prefix \"{}\" for route \"{}\" (line {}); give each route on a shared host its own prefix",
+                        h, p, other, other_line
+                    ),
+                };
+                return err(line, message);
             }
-            host_owner.insert(h.clone(), (spec.name.clone(), line));
+            host_owner.insert(key, (spec.name.clone(), line));
         }
+        let registry_line = r.section.line("registry").unwrap_or(r.line);
+        if let Some((other, other_line)) = registry_owner.get(&spec.registry) {
+            return err(
+                registry_line,
+                format!(
+                    "registry name \"{}\" is already route \"{}\"'s (line {}); clients pick routes by it (containerd's ns), so set registry = \"...\" to a name of its own on one of them",
+                    spec.registry, other, other_line
+                ),
+            );
+        }
+        registry_owner.insert(spec.registry.clone(), (spec.name.clone(), registry_line));
         if spec.default {
             let line = r.section.line("default").unwrap_or(r.line);
             if let Some((other, other_line)) = &default_owner {
@@ -204,7 +252,65 @@ pub fn parse(src: &str) -> Result<Vec<RouteSpec>, TableError> {
     if routes.is_empty() {
         return err(1, "the table declares no routes; add a [routes.NAME] section with hosts and upstream");
     }
-    Ok(routes)
+    if top.log_client && !top.log {
+        return err(top.log_client_line, "log_client = true adds the client's address to the request log, which is off; set log = true too");
+    }
+    Ok(Table { routes, page: top.page, log: top.log, log_client: top.log_client })
+}
+
+/// Repository path components: `a/b`, each one lower-case letters and digits
+/// with `.`, `_`, `__` or `-` inside (the distribution name grammar).
+fn components(s: &str) -> bool {
+    !s.is_empty()
+        && s.split('/').all(|c| {
+            let b = c.as_bytes();
+            let alnum = |x: u8| x.is_ascii_lowercase() || x.is_ascii_digit();
+            !b.is_empty()
+                && alnum(b[0])
+                && alnum(b[b.len() - 1])
+                && !c.contains("..")
+                && !c.contains("___")
+                && !c.contains("._")
+                && !c.contains("_.")
+                && b.iter().all(|&x| alnum(x) || matches!(x, b'.' | b'_' | b'-'))
+        })
+}
+
+/// A path-components key (`prefix`, `repository`), or the error saying what
+/// is wrong with it.
+fn path_key(key: &str, v: &str, line: usize, example: &str) -> Result<String, TableError> {
+    if v.starts_with('/') || v.ends_with('/') || v.contains("//") {
+        return err(
+            line,
+            format!("{} \"{}\" has a slash in the wrong place; write path components separated by single slashes, like \"{}\"", key, v, example),
+        );
+    }
+    if !components(v) {
+        return err(
+            line,
+            format!(
+                "{} \"{}\" is not a repository path; use lower-case letters and digits with '.', '_' or '-' inside components, like \"{}\"",
+                key, v, example
+            ),
+        );
+    }
+    Ok(v.to_string())
+}
+
+/// An allow pattern: a repository name, optionally ending in `/*` (one or
+/// more components under it), or `*` alone.
+fn allow_pattern(p: &str, line: usize) -> Result<String, TableError> {
+    let name = p.strip_suffix("/*").unwrap_or(p);
+    if p == "*" || components(name) {
+        return Ok(p.to_string());
+    }
+    err(
+        line,
+        format!(
+            "allow pattern \"{}\" is not a repository pattern; write a repository (\"owner/image\"), everything under a path (\"myorg/*\", \"library/*\") or \"*\"; '*' stands only at the end, for whole components",
+            p
+        ),
+    )
 }
 
 fn validate(r: &RawRoute, domain: Option<&(String, usize)>) -> Result<RouteSpec, TableError> {
@@ -250,6 +356,48 @@ fn validate(r: &RawRoute, domain: Option<&(String, usize)>) -> Result<RouteSpec,
             format!("route \"{}\" has no hosts; add hosts = [\"NAME.mirror.example.com\"] (or default = true)", r.name),
         );
     }
+    let prefix = match s.str("prefix") {
+        Some((v, line)) => Some(path_key("prefix", v, line, "ghcr.io")?),
+        None => None,
+    };
+    let repository = match s.str("repository") {
+        Some((v, line)) => Some(path_key("repository", v, line, "my-project")?),
+        None => None,
+    };
+    let registry = match s.str("registry") {
+        Some((v, line)) => registry_name(v, line)?,
+        None => upstream.split_once("://").map_or(upstream.as_str(), |p| p.1).to_string(),
+    };
+    let mut allow = Vec::new();
+    for (p, line) in s.list("allow") {
+        allow.push(allow_pattern(p, *line)?);
+    }
+    if let Some(line) = s.line("allow").filter(|_| allow.is_empty()) {
+        return err(line, "allow is empty, which would refuse every repository; list the repositories to serve, or remove allow to serve all");
+    }
+    let credentials = match s.str("credentials") {
+        Some((v, line)) => {
+            let b = v.as_bytes();
+            let ok = !b.is_empty() && !b[0].is_ascii_digit() && b.iter().all(|&x| x.is_ascii_alphanumeric() || x == b'_');
+            if !ok {
+                return err(
+                    line,
+                    format!("credentials \"{}\" is not a secret name; name the Worker secret (letters, digits, '_'), like \"DOCKERHUB_CREDENTIALS\"", v),
+                );
+            }
+            if allow.is_empty() {
+                return err(
+                    line,
+                    format!(
+                        "route \"{}\" has credentials but no allow list, so the mirror would serve everything the account can read to anyone; add allow = [\"library/*\", ...] with the repositories to serve",
+                        r.name
+                    ),
+                );
+            }
+            Some(v.to_string())
+        }
+        None => None,
+    };
     Ok(RouteSpec {
         name: r.name.clone(),
         line: r.line,
@@ -260,12 +408,43 @@ fn validate(r: &RawRoute, domain: Option<&(String, usize)>) -> Result<RouteSpec,
         library: s.flag("library").unwrap_or(false),
         follow_redirects,
         default,
+        prefix,
+        registry,
+        repository,
+        credentials,
+        allow,
     })
+}
+
+/// A registry name: a host name, optionally with a port, as containerd
+/// sends it in `ns` (`docker.io`, `ghcr.io`, `localhost:5000`).
+fn registry_name(v: &str, line: usize) -> Result<String, TableError> {
+    let (host, port) = v.rsplit_once(':').map_or((v, None), |(h, p)| (h, Some(p)));
+    let port_ok = port.map_or(true, |p| !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()));
+    match host_name(host, None, line) {
+        Ok(h) if port_ok && !v.ends_with('.') => Ok(match port {
+            Some(p) => format!("{}:{}", h, p),
+            None => h,
+        }),
+        _ => err(
+            line,
+            format!("registry \"{}\" is not a host name; write the name clients use for the upstream, like \"docker.io\" or \"ghcr.io\"", v),
+        ),
+    }
 }
 
 // ---- reading the document ----
 
 type Domain = Option<(String, usize)>;
+
+/// The settings above the first route.
+struct Top {
+    domain: Domain,
+    page: bool,
+    log: bool,
+    log_client: bool,
+    log_client_line: usize,
+}
 type Item<'a> = (&'a Spanned<DeString<'a>>, &'a Spanned<DeValue<'a>>);
 
 /// 1-based line of a byte offset.
@@ -384,7 +563,7 @@ fn unknown_top(src: &str, (k, v): Item) -> TableError {
     }
 }
 
-fn read(src: &str) -> Result<(Domain, Vec<RawRoute>), TableError> {
+fn read(src: &str) -> Result<(Top, Vec<RawRoute>), TableError> {
     let doc = DeTable::parse(src).map_err(|e| syntax(src, &e))?;
     let (mut routes, mut top) = (None, Vec::new());
     for (k, v) in in_order(doc.get_ref()) {
@@ -399,10 +578,17 @@ fn read(src: &str) -> Result<(Domain, Vec<RawRoute>), TableError> {
         Some((d, line)) => Some((host_name(d, None, line)?, line)),
         None => None,
     };
+    let top = Top {
+        domain,
+        page: top.flag("page").unwrap_or(true),
+        log: top.flag("log").unwrap_or(false),
+        log_client: top.flag("log_client").unwrap_or(false),
+        log_client_line: top.line("log_client").unwrap_or(1),
+    };
     let mut out = Vec::new();
     let (k, v) = match routes {
         Some(r) => r,
-        None => return Ok((domain, out)),
+        None => return Ok((top, out)),
     };
     let table = match v.get_ref() {
         DeValue::Table(t) => t,
@@ -437,7 +623,7 @@ fn read(src: &str) -> Result<(Domain, Vec<RawRoute>), TableError> {
         })?;
         out.push(RawRoute { name: name.get_ref().to_string(), line, section });
     }
-    Ok((domain, out))
+    Ok((top, out))
 }
 
 // ---- syntax errors ----
@@ -635,8 +821,15 @@ fn opt(s: &Option<String>) -> String {
     }
 }
 
-/// Writes the Rust source of the compiled table: `ROUTES` and `DEFAULT_ROUTE`.
-pub fn render(routes: &[RouteSpec], file: &str) -> String {
+fn list(items: &[String]) -> String {
+    items.iter().map(|h| lit(h)).collect::<Vec<_>>().join(", ")
+}
+
+/// Writes the Rust source of the compiled table: `ROUTES`, `DEFAULT_ROUTE`,
+/// the table-wide settings, and `USES_*`, which say whether any route sets a
+/// key (code for a key no route uses compiles away).
+pub fn render(table: &Table, file: &str) -> String {
+    let routes = &table.routes;
     let mut out = String::new();
     out.push_str("// @generated by build.rs from ");
     out.push_str(file);
@@ -645,22 +838,34 @@ pub fn render(routes: &[RouteSpec], file: &str) -> String {
     for r in routes {
         out.push_str(&format!("    // {}:{}\n", file, r.line));
         out.push_str(&format!(
-            "    Route {{ name: {}, hosts: &[{}], upstream: {}, realm: {}, service: {}, library: {}, follow_redirects: {} }},\n",
+            "    Route {{ name: {}, hosts: &[{}], prefix: {}, registry: {}, upstream: {}, realm: {}, service: {}, library: {}, follow_redirects: {}, repository: {}, credentials: {}, allow: &[{}] }},\n",
             lit(&r.name),
-            r.hosts.iter().map(|h| lit(h)).collect::<Vec<_>>().join(", "),
+            list(&r.hosts),
+            opt(&r.prefix),
+            lit(&r.registry),
             lit(&r.upstream),
             opt(&r.realm),
             opt(&r.service),
             r.library,
             r.follow_redirects,
+            opt(&r.repository),
+            opt(&r.credentials),
+            list(&r.allow),
         ));
     }
     out.push_str("];\n\n");
     let default = routes.iter().position(|r| r.default);
     out.push_str(&format!(
-        "pub const DEFAULT_ROUTE: Option<usize> = {};\n\n",
+        "pub const DEFAULT_ROUTE: Option<usize> = {};\n",
         default.map_or("None".to_string(), |i| format!("Some({})", i))
     ));
+    out.push_str(&format!("pub const PAGE: bool = {};\n", table.page));
+    out.push_str(&format!("pub const LOG: bool = {};\n", table.log));
+    out.push_str(&format!("pub const LOG_CLIENT: bool = {};\n", table.log_client));
+    out.push_str(&format!("pub const USES_PREFIX: bool = {};\n", routes.iter().any(|r| r.prefix.is_some())));
+    out.push_str(&format!("pub const USES_REPOSITORY: bool = {};\n", routes.iter().any(|r| r.repository.is_some())));
+    out.push_str(&format!("pub const USES_CREDENTIALS: bool = {};\n", routes.iter().any(|r| r.credentials.is_some())));
+    out.push_str(&format!("pub const USES_ALLOW: bool = {};\n", routes.iter().any(|r| !r.allow.is_empty())));
     out
 }
 
@@ -668,29 +873,81 @@ fn html_escape(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
-/// The page a browser gets for `GET /`: each mirror host with a `docker pull`
-/// line to copy. Built here; the entry (src/edge.js) carries it as a string,
-/// so it costs no wasm.
-pub fn index_html(routes: &[RouteSpec]) -> String {
-    let mut rows = String::new();
-    for r in routes {
-        let upstream_host = r.upstream.split_once("://").map_or(r.upstream.as_str(), |p| p.1);
-        for h in &r.hosts {
-            let example = if r.library { "busybox" } else { "OWNER/IMAGE" };
-            rows.push_str(&format!(
-                "<tr><td>{}</td><td><code>docker pull {}/{}</code></td></tr>\n",
-                html_escape(upstream_host),
-                html_escape(h),
-                example
-            ));
+/// The host a route is reached on without a prefix (its route without a
+/// prefix, or its only route), and with one.
+fn unprefixed_host<'a>(table: &'a Table, r: &'a RouteSpec) -> Option<&'a str> {
+    r.hosts.iter().map(String::as_str).find(|h| {
+        let on_host: Vec<&RouteSpec> = table.routes.iter().filter(|o| o.hosts.iter().any(|x| x == h)).collect();
+        r.prefix.is_none() || on_host.len() == 1 || (r.default && !on_host.iter().any(|o| o.prefix.is_none()))
+    })
+}
+
+/// The page a browser gets for `GET /`: for the table's own host names, the
+/// `docker pull` lines and each client's configuration (daemon.json, one
+/// containerd hosts.toml per registry, registries.conf, k3s
+/// registries.yaml). Built here; the entry (src/edge.js) carries it as a
+/// string, so it costs no wasm.
+pub fn index_html(table: &Table) -> String {
+    let e = html_escape;
+    let mut pulls = String::new();
+    let (mut hosts_toml, mut conf, mut k3s) = (String::new(), String::new(), String::from("mirrors:\n"));
+    let mut daemon = None;
+    for r in &table.routes {
+        let example = if r.library { "busybox" } else { "OWNER/IMAGE" };
+        let plain = unprefixed_host(table, r);
+        let mut refs = Vec::new();
+        if let Some(h) = plain {
+            refs.push(format!("{}/{}", h, example));
         }
+        if let Some(p) = &r.prefix {
+            refs.extend(r.hosts.iter().take(1).map(|h| format!("{}/{}/{}", h, p, example)));
+        }
+        for reference in &refs {
+            pulls.push_str(&format!("<tr><td>{}</td><td><code>docker pull {}</code></td></tr>\n", e(&r.registry), e(reference)));
+        }
+        let Some(first) = r.hosts.first() else { continue };
+        if r.registry == "docker.io" {
+            daemon = daemon.or(plain);
+        }
+        hosts_toml.push_str(&format!(
+            "# /etc/containerd/certs.d/{}/hosts.toml\nserver = \"{}\"\n[host.\"https://{}\"]\n  capabilities = [\"pull\", \"resolve\"]\n\n",
+            e(&r.registry),
+            e(&r.upstream),
+            e(first)
+        ));
+        let mirror = match (&r.prefix, plain) {
+            (Some(p), _) => format!("{}/{}", first, p),
+            (None, Some(h)) => h.to_string(),
+            (None, None) => first.clone(),
+        };
+        conf.push_str(&format!(
+            "[[registry]]\nlocation = \"{}\"\n[[registry.mirror]]\nlocation = \"{}\"\n\n",
+            e(&r.registry),
+            e(&mirror)
+        ));
+        k3s.push_str(&format!("  \"{}\":\n    endpoint:\n      - \"https://{}\"\n", e(&r.registry), e(first)));
     }
+    let daemon = match daemon {
+        Some(h) => format!(
+            "<h2>Docker (daemon.json)</h2><p>dockerd mirrors Docker Hub only; other registries are pulled by the names above.</p>\
+<pre>{{\"registry-mirrors\": [\"https://{}\"]}}</pre>\n",
+            e(h)
+        ),
+        None => String::new(),
+    };
     format!(
         "<!doctype html><html><head><meta charset=\"utf-8\"><title>Registry mirror</title>\
-<style>body{{font-family:sans-serif;max-width:46em;margin:2em auto;padding:0 1em}}\
-td{{padding:.3em 1em .3em 0}}code{{user-select:all;background:#eee;padding:.1em .3em}}</style></head>\
-<body><h1>Registry mirror</h1><p>Pull through this mirror with the host name of the registry you want:</p>\
-<table><tr><th align=left>Upstream</th><th align=left>Pull</th></tr>\n{}</table></body></html>\n",
-        rows
+<style>body{{font-family:sans-serif;max-width:50em;margin:2em auto;padding:0 1em}}\
+td{{padding:.3em 1em .3em 0}}code,pre{{background:#eee;padding:.1em .3em}}pre{{padding:.6em;overflow:auto}}</style></head>\
+<body><h1>Registry mirror</h1><p>Pull through this mirror by naming it in the image reference:</p>\
+<table><tr><th align=left>Registry</th><th align=left>Pull</th></tr>\n{}</table>\n{}\
+<h2>containerd, nerdctl, Kubernetes nodes (hosts.toml)</h2><pre>{}</pre>\n\
+<h2>Podman, Buildah, Skopeo (/etc/containers/registries.conf)</h2><pre>{}</pre>\n\
+<h2>k3s (/etc/rancher/k3s/registries.yaml)</h2><pre>{}</pre>\n</body></html>\n",
+        pulls,
+        daemon,
+        hosts_toml.trim_end(),
+        conf.trim_end(),
+        k3s.trim_end()
     )
 }

@@ -1,17 +1,26 @@
 //! Token scopes and the token request's query (or OAuth2 form body).
 //!
 //! Clients ask the mirror's token endpoint for scopes in the names they pull
-//! by: `repository:busybox:pull`. On a Docker Hub route the upstream only
-//! knows `library/busybox`, so every `scope` parameter is rewritten in place
-//! (containerd sends several, and the OAuth2 form joins several with spaces).
-//! Every other parameter (`service`, `account`, `client_id`, `grant_type`,
-//! credentials) is copied byte for byte.
+//! by: `repository:busybox:pull`, `repository:ghcr.io/owner/image:pull`. The
+//! upstream's token server knows `library/busybox` and `owner/image`, so every
+//! `scope` parameter is decoded, each resource scope in it (containerd sends
+//! several parameters, the OAuth2 form joins several with spaces) is mapped
+//! to the upstream's name (`names`), and encoded again.
 //!
-//! It does not judge scopes: a scope naming another registry, or an action the
-//! upstream will refuse, goes to the upstream's token server, which answers
-//! for itself. Only the upstream's own realm is ever asked.
+//! Scopes are pull-only: every action but `pull` is removed and a scope left
+//! with no action is dropped, so no token obtained through the mirror can
+//! write, whatever credentials are used. A route's allow list drops the
+//! repositories it does not serve; a request left with none of those it
+//! asked for is refused. `service` becomes the route's service when the table
+//! names it (a shared host hands out one challenge for several routes).
+//! Every other parameter (`account`, `client_id`, `grant_type`, credentials)
+//! is copied byte for byte.
+//!
+//! Only the route's own realm is ever asked; a scope naming another
+//! registry goes there too, for it to refuse.
 
-use crate::path::repository_name;
+use crate::names::{allowed, upstream_name};
+use crate::routes::{by_name, Route};
 
 /// Most `scope` parameters accepted in one token request. containerd sends a
 /// handful; a hundred is an abuse, not a pull.
@@ -23,6 +32,10 @@ pub enum QueryError {
     /// something other than UTF-8.
     BadEscape,
     TooManyScopes,
+    /// Scopes for repositories of different routes in one request.
+    Mixed,
+    /// Every repository asked for is outside the route's allow list.
+    Denied,
 }
 
 impl QueryError {
@@ -30,8 +43,36 @@ impl QueryError {
         match self {
             QueryError::BadEscape => "the token request's scope parameter is not valid percent-encoded UTF-8",
             QueryError::TooManyScopes => "the token request has more than 64 scope parameters",
+            QueryError::Mixed => "the token request asks for repositories of different upstream registries; ask for each separately",
+            QueryError::Denied => "this mirror does not serve the repository",
         }
     }
+}
+
+/// The parts of a resource scope, `type:name:actions`, where the name is
+/// what lies between the first and the last colon (so `host:port/name`
+/// stays whole).
+fn split_scope(item: &str) -> Option<(&str, &str, &str)> {
+    let b = item.as_bytes();
+    let first = b.iter().position(|&c| c == b':')?;
+    let last = b.iter().rposition(|&c| c == b':')?;
+    if first == last {
+        return None;
+    }
+    Some((item.get(..first)?, item.get(first + 1..last)?, item.get(last + 1..)?))
+}
+
+fn is_repository(kind: &str) -> bool {
+    kind == "repository" || kind.starts_with("repository(")
+}
+
+/// What rewriting the scopes found.
+#[derive(Debug, Default)]
+pub struct Found {
+    /// Repository scopes written.
+    pub kept: usize,
+    /// The first repository the allow list refused (client's name).
+    pub denied: Option<String>,
 }
 
 /// Rewrites one decoded scope value (space-separated resource scopes):
@@ -42,31 +83,63 @@ impl QueryError {
 /// resourcetype  := resourcetypevalue [ '(' resourcetypevalue ')' ]
 /// ```
 ///
-/// With `library`, a `repository` scope whose name is one valid path
-/// component gets `library/` in front. The name is what lies between the
-/// first and the last colon, so a `host:port/name` name stays whole. Anything
-/// that does not parse is copied unchanged for the upstream to judge.
-pub fn rewrite_scope(scope: &str, library: bool, out: &mut String) {
-    for (i, item) in scope.split(' ').enumerate() {
-        if i > 0 {
-            out.push(' ');
+/// Each kept scope is written as `type:name:pull`; one without `pull`, or
+/// that does not parse, is dropped. With `host`, a repository that another
+/// route serves on that host is an error (the request was routed by its
+/// scopes).
+pub fn rewrite_scope(scope: &str, route: &Route, host: Option<&str>, found: &mut Found, out: &mut String) -> Result<(), QueryError> {
+    let start = out.len();
+    for item in scope.split(' ') {
+        let Some((kind, name, actions)) = split_scope(item) else { continue };
+        if !actions.split(',').any(|a| a == "pull") {
+            continue;
         }
-        match (item.find(':'), crate::rfind_byte(item, b':')) {
-            (Some(a), Some(b)) if library && a < b => {
-                let kind = item.get(..a).unwrap_or("");
-                let name = item.get(a + 1..b).unwrap_or("");
-                let is_repo = kind == "repository" || kind.starts_with("repository(");
-                if is_repo && !name.contains('/') && repository_name(name).is_ok() {
-                    out.push_str(kind);
-                    out.push_str(":library/");
-                    out.push_str(item.get(a + 1..).unwrap_or(""));
-                } else {
-                    out.push_str(item);
+        let (asked, mut name) = (name, name);
+        if is_repository(kind) {
+            if let Some(h) = host {
+                if by_name(h, name).map(|(r, _)| r) != Some(route) {
+                    return Err(QueryError::Mixed);
                 }
             }
-            _ => out.push_str(item),
+            if let Some(rest) = route.prefix.and_then(|p| name.strip_prefix(p)).and_then(|n| n.strip_prefix('/')) {
+                name = rest;
+            }
+            if !allowed(route, name) {
+                found.denied.get_or_insert_with(|| asked.to_string());
+                continue;
+            }
+            found.kept += 1;
+        }
+        if out.len() > start {
+            out.push(' ');
+        }
+        out.push_str(kind);
+        out.push(':');
+        if is_repository(kind) {
+            upstream_name(route, name, out);
+        } else {
+            out.push_str(name);
+        }
+        out.push_str(":pull");
+    }
+    Ok(())
+}
+
+/// The first repository name in a token query or form, decoded: what routes
+/// a `/token` request on a shared host.
+pub fn first_repository(params: &str) -> Option<String> {
+    for pair in params.split('&') {
+        let Some(value) = pair.strip_prefix("scope=") else { continue };
+        let decoded = percent_decode(value).ok()?;
+        for item in decoded.split(' ') {
+            if let Some((kind, name, _)) = split_scope(item) {
+                if is_repository(kind) {
+                    return Some(name.to_string());
+                }
+            }
         }
     }
+    None
 }
 
 fn hex(b: u8) -> Option<u8> {
@@ -124,38 +197,40 @@ pub fn percent_encode(s: &str, out: &mut String) {
     }
 }
 
-/// Rewrites a token query string or form body: each `scope=` value is
-/// decoded, rewritten by [`rewrite_scope`] and encoded again; all other pairs
-/// are copied as they are. Without `library` the input comes back unchanged.
-pub fn rewrite_token_params(params: &str, library: bool, out: &mut String) -> Result<(), QueryError> {
+/// Rewrites a token query string or form body for `route`: each `scope=`
+/// value by [`rewrite_scope`] (a value left empty is dropped), `service=`
+/// to the route's service; all other pairs are copied as they are. What the
+/// scopes held comes back in [`Found`]: a request whose repositories were
+/// all refused is for the caller to refuse ([`QueryError::Denied`]).
+pub fn rewrite_token_params(params: &str, route: &Route, host: Option<&str>, out: &mut String) -> Result<Found, QueryError> {
+    let mut found = Found::default();
     let mut scopes = 0;
-    let mut first = true;
     for pair in params.split('&') {
         if pair.is_empty() {
             continue;
         }
-        if !first {
-            out.push('&');
-        }
-        first = false;
-        match pair.strip_prefix("scope=") {
-            Some(value) => {
-                scopes += 1;
-                if scopes > MAX_SCOPES {
-                    return Err(QueryError::TooManyScopes);
-                }
-                if !library {
-                    out.push_str(pair);
-                    continue;
-                }
-                let decoded = percent_decode(value)?;
-                let mut rewritten = String::with_capacity(decoded.len() + 8);
-                rewrite_scope(&decoded, true, &mut rewritten);
+        let sep = if out.is_empty() { "" } else { "&" };
+        if let Some(value) = pair.strip_prefix("scope=") {
+            scopes += 1;
+            if scopes > MAX_SCOPES {
+                return Err(QueryError::TooManyScopes);
+            }
+            let decoded = percent_decode(value)?;
+            let mut rewritten = String::with_capacity(decoded.len() + 8);
+            rewrite_scope(&decoded, route, host, &mut found, &mut rewritten)?;
+            if !rewritten.is_empty() {
+                out.push_str(sep);
                 out.push_str("scope=");
                 percent_encode(&rewritten, out);
             }
-            None => out.push_str(pair),
+        } else if let (Some(service), true) = (route.service, pair.starts_with("service=")) {
+            out.push_str(sep);
+            out.push_str("service=");
+            percent_encode(service, out);
+        } else {
+            out.push_str(sep);
+            out.push_str(pair);
         }
     }
-    Ok(())
+    Ok(found)
 }

@@ -4,31 +4,39 @@
 //! The entry writes the request's facts, and after a fetch the upstream's,
 //! into the wasm's I/O buffer and calls `step` once; the answer is one
 //! action. No field but the last can hold a line break: URLs and header
-//! values cannot, and the runtime's error text comes percent-encoded.
+//! values cannot, and the runtime's error text, a secret and an upstream
+//! body come percent-encoded (`encodeURIComponent`).
 //!
 //! ```text
-//! in:  FLAGS \n METHOD \n URL \n [PHASE STATUS] \n WWW-AUTHENTICATE \n LOCATION-or-ERROR [\n BODY]
-//!      FLAGS: 1 = the request has Authorization, 2 = Accept mentions text/html
-//!      BODY: present once a B action asked for it
-//! out: A STATUS \n CHALLENGE \n ALLOW \n PROBE \n JSON     answer locally
-//!      P                                                  answer with the browser page
-//!      B MAX                                              read at most MAX+1 bytes of body, call again
-//!      F BITS \n PHASE \n METHOD \n URL \n FORM            fetch (BITS: see below), then
-//!                                                         call again or pass the response on
-//!      R LOCATION [\n CHALLENGE]*                         relay the response, replacing those
+//! in:  FLAGS \n METHOD \n URL \n CLIENT \n STATE \n WWW-AUTHENTICATE \n LOCATION-or-ERROR
+//!        \n SECRET \n UPSTREAM-BODY [\n BODY]
+//!      FLAGS   1 = the request has Authorization, 2 = Accept mentions text/html
+//!      CLIENT  the client's address, only when the table logs it
+//!      STATE   empty, or after a fetch: PHASE STATUS SP MS SP REDIRECTED(0/1)
+//!      SECRET  empty (not read), "-" (not set) or "=" and the value
+//!      BODY    the request body, present once a B action asked for it
+//! out: A STATUS \n CHALLENGE \n ALLOW \n PROBE \n LOG \n JSON   answer locally
+//!      P LOG                                                  answer with the browser page
+//!      B MAX                                                  read at most MAX+1 bytes of body, call again
+//!      E NAME                                                 read the secret NAME, call again
+//!      F BITS \n PHASE \n METHOD \n URL \n AUTHORIZATION \n FORM
+//!                                                             fetch, then call again or pass the
+//!                                                             response on (BITS: below)
+//!      R LOCATION \n LOG \n BODY \n CHALLENGE*                relay the response, replacing those
 //! ```
 //!
 //! It holds no state: the phase of an `F` comes back with the answer, and
 //! everything else is read again from the request.
 
-use crate::plan::{step as plan_step, Action, Phase, Request, Upstream, MAX_FORM};
+use crate::plan::{step_logged, Action, Phase, Request, Secret, Upstream, MAX_FORM};
 
 /// `F` bits.
-pub const CLIENT_HEADERS: u8 = 1;
-pub const FOLLOW: u8 = 2;
-pub const FORM: u8 = 32;
-/// The resume bits of [`crate::plan::Fetch::resume`] sit at bit 2 and up.
-pub const RESUME_SHIFT: u8 = 2;
+pub const CLIENT_HEADERS: usize = 1;
+pub const FOLLOW: usize = 2;
+/// The resume bits of [`crate::plan::Fetch::resume`] sit at bit 2 and up:
+/// 401 = 4, 3xx = 8, every status = 16, 429 with its body = 64.
+pub const RESUME_SHIFT: usize = 2;
+pub const FORM: usize = 32;
 
 /// Splits off fields at line breaks.
 struct Fields<'a>(Option<&'a str>);
@@ -49,8 +57,8 @@ impl<'a> Fields<'a> {
     }
 }
 
-fn number(s: &str) -> u16 {
-    s.bytes().take(5).fold(0u16, |n, b| n.wrapping_mul(10).wrapping_add(u16::from(b.wrapping_sub(b'0') % 10)))
+fn number(s: &str) -> u32 {
+    s.bytes().take(9).fold(0u32, |n, b| n * 10 + u32::from(b.wrapping_sub(b'0') % 10))
 }
 
 /// Appends `n` in decimal.
@@ -79,27 +87,42 @@ pub fn step(input: &str, probe: &str) -> String {
     let flags = f.next().bytes().next().unwrap_or(b'0');
     let method = f.next();
     let url = f.next();
+    let client = f.next();
     let state = f.next();
     let www_authenticate = f.next();
     let location = f.next();
+    let secret = f.next();
+    let upstream_body = f.next();
     let req = Request {
         method,
         url,
         authorization: flags & 1 != 0,
         accept_html: flags & 2 != 0,
+        client,
+        secret: match secret.as_bytes().first() {
+            None => Secret::NotRead,
+            Some(b'=') => Secret::Value(secret.get(1..).unwrap_or("")),
+            Some(_) => Secret::Unset,
+        },
         body: f.0,
     };
-    let up = state.bytes().next().and_then(Phase::from_byte).map(|phase| {
-        let status = number(state.get(1..).unwrap_or(""));
+    let mut parts = state.split(' ');
+    let head = parts.next().unwrap_or("");
+    let up = head.bytes().next().and_then(Phase::from_byte).map(|phase| {
+        let status = number(head.get(1..).unwrap_or("")) as u16;
         Upstream {
-            phase,
+            phase: Some(phase),
             status,
             error: if status == 0 { location } else { "" },
             www_authenticate,
             location: if status == 0 { "" } else { location },
+            body: upstream_body,
+            ms: number(parts.next().unwrap_or("")),
+            redirected: parts.next() == Some("1"),
         }
     });
-    encode(&plan_step(&req, up.as_ref()), probe)
+    let (action, log) = step_logged(&req, up.as_ref());
+    encode(&action, log.as_deref().unwrap_or(""), probe)
 }
 
 /// The answer when the input did not fit the I/O buffer (or was not UTF-8,
@@ -110,51 +133,56 @@ pub fn too_large() -> String {
         "the request, or the upstream's answer to it, is larger than the mirror handles",
         "",
     );
-    encode(&Action::Reply(crate::plan::Reply { status: 400, body: Some(body), challenge: None, allow: None }), "")
+    encode(&Action::Reply(crate::plan::Reply { status: 400, body: Some(body), challenge: None, allow: None }), "", "")
 }
 
-/// The text of an action.
-pub fn encode(action: &Action, probe: &str) -> String {
+/// The text of an action, with the request's log line when it ends one.
+pub fn encode(action: &Action, log: &str, probe: &str) -> String {
     let mut out = String::with_capacity(256);
     match action {
         Action::Reply(r) => match &r.body {
-            None => out.push('P'),
+            None => {
+                out.push('P');
+                out.push_str(log);
+            }
             Some(body) => {
                 out.push('A');
                 push_number(&mut out, usize::from(r.status));
-                out.push('\n');
-                out.push_str(r.challenge.as_deref().unwrap_or(""));
-                out.push('\n');
-                out.push_str(r.allow.unwrap_or(""));
-                out.push('\n');
-                out.push_str(probe);
-                out.push('\n');
-                out.push_str(body);
+                for field in [r.challenge.as_deref().unwrap_or(""), r.allow.unwrap_or(""), probe, log, body] {
+                    out.push('\n');
+                    out.push_str(field);
+                }
             }
         },
         Action::ReadBody => {
             out.push('B');
             push_number(&mut out, MAX_FORM);
         }
+        Action::ReadSecret(name) => {
+            out.push('E');
+            out.push_str(name);
+        }
         Action::Fetch(f) => {
-            let bits = usize::from(f.client_headers) * usize::from(CLIENT_HEADERS)
-                + usize::from(f.follow) * usize::from(FOLLOW)
-                + usize::from(f.form.is_some()) * usize::from(FORM)
+            let bits = usize::from(f.client_headers) * CLIENT_HEADERS
+                + usize::from(f.follow) * FOLLOW
+                + usize::from(f.form.is_some()) * FORM
                 + (usize::from(f.resume) << RESUME_SHIFT);
             out.push('F');
             push_number(&mut out, bits);
             out.push('\n');
             out.push(char::from(f.phase.as_byte()));
-            out.push('\n');
-            out.push_str(f.method);
-            out.push('\n');
-            out.push_str(&f.url);
-            out.push('\n');
-            out.push_str(f.form.as_deref().unwrap_or(""));
+            for field in [f.method, &f.url, f.authorization.as_deref().unwrap_or(""), f.form.as_deref().unwrap_or("")] {
+                out.push('\n');
+                out.push_str(field);
+            }
         }
-        Action::Relay { challenges, location } => {
+        Action::Relay { challenges, location, body } => {
             out.push('R');
             out.push_str(location.as_deref().unwrap_or(""));
+            out.push('\n');
+            out.push_str(log);
+            out.push('\n');
+            out.push_str(body.as_deref().unwrap_or(""));
             if let Some(c) = challenges {
                 out.push('\n');
                 out.push_str(c);

@@ -4,6 +4,11 @@ use edge_mirror::challenge::{bearer_realm, mirror_challenge, parse, rewrite, Cha
 
 type Params = &'static [(&'static str, &'static str)];
 
+/// A scope mapper that keeps the upstream's names.
+fn keep(v: &str, out: &mut String) {
+    out.push_str(v);
+}
+
 #[test]
 fn parses_by_name_not_position() {
     let cases: &[(&str, &[(&str, Option<&str>, Params)])] = &[
@@ -63,8 +68,8 @@ fn refuses_malformed() {
         assert_eq!(parse(input).err(), Some(*want), "{input:?}");
     }
     // A Bearer challenge without realm cannot be rewritten.
-    assert_eq!(rewrite("Bearer service=\"x\"", "http://m/token").err(), Some(ChallengeError::NoRealm));
-    assert_eq!(rewrite("", "http://m/token").err(), Some(ChallengeError::Empty));
+    assert_eq!(rewrite("Bearer service=\"x\"", "http://m/token", &keep).err(), Some(ChallengeError::NoRealm));
+    assert_eq!(rewrite("", "http://m/token", &keep).err(), Some(ChallengeError::Empty));
 }
 
 #[test]
@@ -87,7 +92,7 @@ fn rewrite_replaces_only_the_realm() {
         (r#"Bearer realm=x,service="a\"b""#, &[r#"Bearer realm="http://m:8787/token",service="a\"b""#]),
     ];
     for (input, want) in cases {
-        let got = rewrite(input, "http://m:8787/token").unwrap_or_else(|e| panic!("{input:?}: {e:?}"));
+        let got = rewrite(input, "http://m:8787/token", &keep).unwrap_or_else(|e| panic!("{input:?}: {e:?}"));
         assert_eq!(got, want.join("\n"), "{input:?}");
     }
 }
@@ -101,7 +106,7 @@ fn write_then_parse_gives_the_same_parameters() {
     ];
     for input in inputs {
         let first = parse(input).expect("parses");
-        let written = rewrite(input, "https://mirror/token").expect("rewrites").replace('\n', ", ");
+        let written = rewrite(input, "https://mirror/token", &keep).expect("rewrites").replace('\n', ", ");
         let second = parse(&written).expect("written form parses");
         assert_eq!(first.len(), second.len());
         for (a, b) in first.iter().zip(second.iter()) {
@@ -129,4 +134,20 @@ fn bearer_realm_and_mirror_challenge() {
     let mut s = String::new();
     mirror_challenge("http://h/token", None, &mut s);
     assert_eq!(s, r#"Bearer realm="http://h/token""#);
+}
+
+#[test]
+fn scope_goes_through_the_mapper_and_control_bytes_are_refused() {
+    let upper = |v: &str, out: &mut String| out.push_str(&v.replace("repository:", "repository:ghcr.io/"));
+    let got = rewrite(r#"Bearer realm="https://r/t",scope="repository:a/b:pull repository:c/d:pull",error="x""#, "https://m/token", &upper);
+    assert_eq!(got.as_deref(), Ok(r#"Bearer realm="https://m/token",scope="repository:ghcr.io/a/b:pull repository:ghcr.io/c/d:pull",error="x""#));
+    // Only a Bearer challenge's scope is mapped.
+    let got = rewrite(r#"Other scope="repository:a/b:pull""#, "https://m/token", &upper);
+    assert_eq!(got.as_deref(), Ok(r#"Other scope="repository:a/b:pull""#));
+    // qdtext excludes control characters (RFC 7230 3.2.6): a line break
+    // inside a quoted value would split the rewritten header.
+    for bad in ["Bearer realm=\"a\nb\"", "Bearer realm=\"a\rb\"", "Bearer realm=\"a\u{7f}\""] {
+        assert_eq!(parse(bad).err(), Some(ChallengeError::BadParam), "{bad:?}");
+    }
+    assert!(parse("Bearer realm=\"a\tb\"").is_ok());
 }

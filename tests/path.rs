@@ -12,7 +12,9 @@ fn classifies_registry_paths() {
     let blobs_name = "/v2/x/blobs/manifests/latest".to_string();
     let cases: Vec<(&str, Endpoint)> = vec![
         ("/", Endpoint::Root),
-        ("/token", Endpoint::Token),
+        ("/token", Endpoint::Token(None)),
+        ("/token/ghcr.io", Endpoint::Token(Some("ghcr.io"))),
+        ("/token/localhost:5000", Endpoint::Token(Some("localhost:5000"))),
         ("/v2/", Endpoint::Base),
         ("/v2", Endpoint::Base),
         ("/v2/_catalog", Endpoint::Catalog),

@@ -31,7 +31,7 @@ realm = "http://127.0.0.1:5001/auth?x=1"
 redirects = "pass"
 insecure = true
 "#;
-    let routes = parse(src).expect("parses");
+    let routes = parse(src).expect("parses").routes;
     assert_eq!(
         routes[0],
         RouteSpec {
@@ -44,6 +44,11 @@ insecure = true
             library: true,
             follow_redirects: true,
             default: true,
+            prefix: None,
+            registry: "registry-1.docker.io".into(),
+            repository: None,
+            credentials: None,
+            allow: vec![],
         }
     );
     assert_eq!(routes[1].hosts, vec!["local.test".to_string(), "lit.test".to_string()]);
@@ -51,17 +56,19 @@ insecure = true
     assert_eq!(routes[1].realm.as_deref(), Some("http://127.0.0.1:5001/auth?x=1"));
     assert!(!routes[1].follow_redirects && !routes[1].library && !routes[1].default);
 
-    let shipped = parse(include_str!("../routes.toml")).expect("shipped table parses");
+    let shipped = parse(include_str!("../routes.toml")).expect("shipped table parses").routes;
     let names: Vec<&str> = shipped.iter().map(|r| r.name.as_str()).collect();
     assert_eq!(names, ["docker", "quay", "gcr", "k8s-gcr", "k8s", "ghcr", "cloudsmith", "ecr"]);
-    assert!(shipped.iter().all(|r| r.hosts.iter().all(|h| h.ends_with(".mirror.example.com"))));
+    assert!(shipped.iter().all(|r| r.hosts.iter().all(|h| h == "mirror.example.com" || h.ends_with(".mirror.example.com"))));
+    // Both styles: every route on the shared host with its own prefix, and on a host of its own.
+    assert!(shipped.iter().all(|r| r.hosts[0] == "mirror.example.com" && r.hosts.len() == 2 && r.prefix.as_deref() == Some(r.registry.as_str())));
     assert!(shipped.iter().all(|r| r.upstream.starts_with("https://")));
 }
 
 #[test]
 fn multi_line_arrays_and_domain() {
     let src = "domain = \"m.example\"\n[routes.a]\nhosts = [\n  \"a.{domain}\", # first\n  \"b.{domain}\",\n]\nupstream = \"https://a.example\"\n";
-    let routes = parse(src).expect("parses");
+    let routes = parse(src).expect("parses").routes;
     assert_eq!(routes[0].hosts, vec!["a.m.example".to_string(), "b.m.example".to_string()]);
 }
 
@@ -90,7 +97,7 @@ default = true\r
 ";
     let err = parse(src).expect_err("c.d's upstream has a path");
     assert_eq!((err.line, err.message.as_str()), (16, "upstream \"https://c.example/token\" has a path; write only scheme and host (the worker adds /v2/...), like \"https://registry-1.docker.io\""));
-    let routes = parse(&src.replace("/\\u0074oken", "")).expect("parses");
+    let routes = parse(&src.replace("/\\u0074oken", "")).expect("parses").routes;
     let got: Vec<(&str, usize, &str, &str)> =
         routes.iter().map(|r| (r.name.as_str(), r.line, r.hosts[0].as_str(), r.upstream.as_str())).collect();
     assert_eq!(
@@ -111,7 +118,7 @@ fn errors_name_the_line_and_the_fix() {
         (
             "[routes.a]\nhosts = [\"a.test\"]\nupstrem = \"https://x\"\n",
             3,
-            "unknown key \"upstrem\" in [routes.a]; the keys are hosts, upstream, realm, service, library, redirects, default, insecure",
+            "unknown key \"upstrem\" in [routes.a]; the keys are hosts, upstream, realm, service, library, redirects, default, insecure, prefix, registry, repository, credentials, allow",
         ),
         ("# c\n\n[routes.a]\nhosts = [\"a.test\"]\n", 3, "route \"a\" has no upstream; add upstream = \"https://registry.example.com\""),
         (
@@ -149,7 +156,7 @@ fn errors_name_the_line_and_the_fix() {
         (
             "[routes.a]\nhosts = [\"a.test\"]\nupstream = \"https://x\"\n\n[routes.b]\nhosts = [\"b.test\", \"A.TEST\"]\nupstream = \"https://y\"\n",
             6,
-            "host \"a.test\" is already served by route \"a\" (line 2); each host belongs to one route, remove one of them",
+            "host \"a.test\" is already served by route \"a\" (line 2) without a prefix; a host has at most one route without a prefix, give one of them a prefix or remove the host",
         ),
         ("[routes.a]\nhosts = [\"a.test\", \"a.test\"]\nupstream = \"https://x\"\n", 2, "host \"a.test\" is listed twice in route \"a\"; remove one"),
         (
@@ -183,14 +190,14 @@ fn errors_name_the_line_and_the_fix() {
         ("[routes.a]\nhosts = [\"a.test\"]\nrealm = 1.5\n", 3, "realm must be a string, found a float"),
         ("[routes.a]\nhosts = [\"a.test\"]\nlibrary = 1\n", 3, "library must be true or false, found an integer"),
         ("[routes.a]\nhosts = [\"a.test\"]\ndefault = 1979-05-27\n", 3, "default must be true or false, found a date-time"),
-        ("[routes.a]\nx = { a = 1 }\n", 2, "unknown key \"x\" in [routes.a]; the keys are hosts, upstream, realm, service, library, redirects, default, insecure"),
-        ("[routes.a]\nhosts = [\"a.test\"]\n[routes.a.port]\nx = 1\n", 3, "unknown key \"port\" in [routes.a]; the keys are hosts, upstream, realm, service, library, redirects, default, insecure"),
+        ("[routes.a]\nx = { a = 1 }\n", 2, "unknown key \"x\" in [routes.a]; the keys are hosts, upstream, realm, service, library, redirects, default, insecure, prefix, registry, repository, credentials, allow"),
+        ("[routes.a]\nhosts = [\"a.test\"]\n[routes.a.port]\nx = 1\n", 3, "unknown key \"port\" in [routes.a]; the keys are hosts, upstream, realm, service, library, redirects, default, insecure, prefix, registry, repository, credentials, allow"),
         ("domain = 5\n", 1, "domain must be a string, found an integer"),
         ("routes = 5\n", 1, "routes must hold [routes.NAME] sections, found an integer; write [routes.NAME] and the route's keys under it"),
         ("[routes]\na = \"https://x\"\n", 2, "route \"a\" must be a [routes.a] section with hosts and upstream, found a string"),
         ("[[routes.a]]\nhosts = [\"a.test\"]\n", 1, "arrays of tables ([[...]]) are not used here; declare each route as [routes.NAME]"),
         ("[mirrors]\nx = 1\n", 1, "unknown table [mirrors]; routes are declared as [routes.NAME]"),
-        ("mirror.a = 1\n", 1, "unknown top-level key \"mirror\"; only domain may stand above the first [routes.NAME]"),
+        ("mirror.a = 1\n", 1, "unknown top-level key \"mirror\"; only domain, page, log, log_client may stand above the first [routes.NAME]"),
         // A host's own line in a multi-line array.
         ("[routes.a]\nhosts = [\n  \"a.test\",\n  \"https://b.test\",\n]\n", 4, "\"https://b.test\" is not a host name; hosts are names like \"docker.mirror.example.com\" (letters, digits, '-', '_', dots; no scheme, port or path)"),
         ("[routes.a]\nhosts = [\n  \"a.test\",\n  \"A.test\",\n]\nupstream = \"https://x\"\n", 4, "host \"a.test\" is listed twice in route \"a\"; remove one"),
@@ -209,7 +216,7 @@ fn errors_name_the_line_and_the_fix() {
         ("[routes.a]\nupstream = \"https://x\\q\"\n", 2, "missing escaped value, expected `b`, `e`, `f`, `n`, `r`, `\\`, `\"`, `x`, `u`, `U` at column 23; fix the TOML syntax"),
         ("[routes.a]\nupstream = https://x\n", 2, "string values must be quoted, expected literal string at column 12; fix the TOML syntax"),
         ("routes.a = { hosts = [\"a.test\"], hosts = [\"b.test\"] }\n", 1, "duplicate key at column 34; fix the TOML syntax"),
-        ("upstream = \"https://x\"\n", 1, "unknown top-level key \"upstream\"; only domain may stand above the first [routes.NAME]"),
+        ("upstream = \"https://x\"\n", 1, "unknown top-level key \"upstream\"; only domain, page, log, log_client may stand above the first [routes.NAME]"),
         ("[[routes]]\n", 1, "arrays of tables ([[...]]) are not used here; declare each route as [routes.NAME]"),
         ("# nothing\n", 1, "the table declares no routes; add a [routes.NAME] section with hosts and upstream"),
     ];
@@ -223,16 +230,65 @@ fn errors_name_the_line_and_the_fix() {
 
 #[test]
 fn renders_a_generated_table_with_line_comments() {
-    let routes = parse("[routes.a]\nhosts = [\"a.test\"]\nupstream = \"https://x\"\nrealm = \"https://x/t\"\nlibrary = true\n\n[routes.b]\nhosts = [\"b.test\"]\nupstream = \"https://y\"\ndefault = true\nredirects = \"pass\"\n").expect("parses");
-    let out = render(&routes, "t.toml");
+    let table = parse("log = true\n[routes.a]\nhosts = [\"a.test\"]\nupstream = \"https://x\"\nrealm = \"https://x/t\"\nlibrary = true\nallow = [\"library/*\"]\ncredentials = \"A_CREDS\"\n\n[routes.b]\nhosts = [\"b.test\"]\nupstream = \"https://y\"\ndefault = true\nredirects = \"pass\"\nprefix = \"b.io\"\nregistry = \"b.io\"\n").expect("parses");
+    let out = render(&table, "t.toml");
     assert!(out.starts_with("// @generated"));
-    assert!(out.contains("    // t.toml:1\n    Route { name: \"a\", hosts: &[\"a.test\"], upstream: \"https://x\", realm: Some(\"https://x/t\"), service: None, library: true, follow_redirects: true },"));
-    assert!(out.contains("    // t.toml:7\n    Route { name: \"b\""));
+    assert!(out.contains("    // t.toml:2\n    Route { name: \"a\", hosts: &[\"a.test\"], prefix: None, registry: \"x\", upstream: \"https://x\", realm: Some(\"https://x/t\"), service: None, library: true, follow_redirects: true, repository: None, credentials: Some(\"A_CREDS\"), allow: &[\"library/*\"] },"), "{out}");
+    assert!(out.contains("    // t.toml:10\n    Route { name: \"b\""));
+    assert!(out.contains("prefix: Some(\"b.io\"), registry: \"b.io\""));
     assert!(out.contains("follow_redirects: false"));
     assert!(out.contains("pub const DEFAULT_ROUTE: Option<usize> = Some(1);"));
-    let page = index_html(&routes);
+    for line in ["pub const PAGE: bool = true;", "pub const LOG: bool = true;", "pub const LOG_CLIENT: bool = false;", "pub const USES_PREFIX: bool = true;", "pub const USES_REPOSITORY: bool = false;", "pub const USES_CREDENTIALS: bool = true;", "pub const USES_ALLOW: bool = true;"] {
+        assert!(out.contains(line), "{line}");
+    }
+    let page = index_html(&table);
     assert!(page.contains("docker pull a.test/busybox"));
     assert!(page.contains("docker pull b.test/OWNER/IMAGE"));
+    assert!(page.contains("docker pull b.test/b.io/OWNER/IMAGE"));
+}
+
+#[test]
+fn new_keys_and_their_errors() {
+    let ok = parse("page = false\nlog = true\nlog_client = true\n[routes.a]\nhosts = [\"m.test\", \"a.test\"]\nprefix = \"a.io/mirror\"\nregistry = \"A.io:5000\"\nupstream = \"https://a.example\"\nrepository = \"my-project\"\ncredentials = \"A_1\"\nallow = [\"*\", \"x/*\", \"x/y\"]\n[routes.b]\nhosts = [\"m.test\"]\nupstream = \"https://b.example\"\n").expect("parses");
+    assert!(!ok.page && ok.log && ok.log_client);
+    let a = &ok.routes[0];
+    assert_eq!((a.prefix.as_deref(), a.registry.as_str(), a.repository.as_deref(), a.credentials.as_deref()), (Some("a.io/mirror"), "a.io:5000", Some("my-project"), Some("A_1")));
+    assert_eq!(a.allow, ["*", "x/*", "x/y"]);
+    // The registry name defaults to the upstream's authority.
+    assert_eq!(ok.routes[1].registry, "b.example");
+
+    let r = |keys: &str| format!("[routes.a]\nhosts = [\"a.test\"]\nupstream = \"https://a.example\"\n{keys}");
+    let cases: Vec<(String, usize, &str)> = vec![
+        (r("prefix = \"/ghcr.io\"\n"), 4, "prefix \"/ghcr.io\" has a slash in the wrong place; write path components separated by single slashes, like \"ghcr.io\""),
+        (r("prefix = \"ghcr.io/\"\n"), 4, "prefix \"ghcr.io/\" has a slash in the wrong place; write path components separated by single slashes, like \"ghcr.io\""),
+        (r("prefix = \"a//b\"\n"), 4, "prefix \"a//b\" has a slash in the wrong place; write path components separated by single slashes, like \"ghcr.io\""),
+        (r("prefix = \"GHCR\"\n"), 4, "prefix \"GHCR\" is not a repository path; use lower-case letters and digits with '.', '_' or '-' inside components, like \"ghcr.io\""),
+        (r("repository = \"my project\"\n"), 4, "repository \"my project\" is not a repository path; use lower-case letters and digits with '.', '_' or '-' inside components, like \"my-project\""),
+        (r("registry = \"ghcr io\"\n"), 4, "registry \"ghcr io\" is not a host name; write the name clients use for the upstream, like \"docker.io\" or \"ghcr.io\""),
+        (r("registry = \"https://ghcr.io\"\n"), 4, "registry \"https://ghcr.io\" is not a host name; write the name clients use for the upstream, like \"docker.io\" or \"ghcr.io\""),
+        (r("allow = [\"lib*\"]\n"), 4, "allow pattern \"lib*\" is not a repository pattern; write a repository (\"owner/image\"), everything under a path (\"myorg/*\", \"library/*\") or \"*\"; '*' stands only at the end, for whole components"),
+        (r("allow = [\"*/x\"]\n"), 4, "allow pattern \"*/x\" is not a repository pattern; write a repository (\"owner/image\"), everything under a path (\"myorg/*\", \"library/*\") or \"*\"; '*' stands only at the end, for whole components"),
+        (r("allow = []\n"), 4, "allow is empty, which would refuse every repository; list the repositories to serve, or remove allow to serve all"),
+        (r("allow = [\n  \"ok/*\",\n  \"Bad\",\n]\n"), 6, "allow pattern \"Bad\" is not a repository pattern; write a repository (\"owner/image\"), everything under a path (\"myorg/*\", \"library/*\") or \"*\"; '*' stands only at the end, for whole components"),
+        (r("credentials = \"DOCKER\"\n"), 4, "route \"a\" has credentials but no allow list, so the mirror would serve everything the account can read to anyone; add allow = [\"library/*\", ...] with the repositories to serve"),
+        (r("credentials = \"1X\"\nallow = [\"*\"]\n"), 4, "credentials \"1X\" is not a secret name; name the Worker secret (letters, digits, '_'), like \"DOCKERHUB_CREDENTIALS\""),
+        (r("allow = \"x/*\"\n"), 4, "allow must be an array of repository patterns, like [\"library/*\", \"myorg/app\"], found a string"),
+        ("log_client = true\n".to_string() + &r(""), 1, "log_client = true adds the client's address to the request log, which is off; set log = true too"),
+        ("page = \"no\"\n".to_string() + &r(""), 1, "page must be true or false, found a string"),
+        // Shared hosts: one route without a prefix, one route per prefix, one route per registry name.
+        (r("") + "[routes.b]\nhosts = [\"a.test\"]\nupstream = \"https://b.example\"\n", 5, "host \"a.test\" is already served by route \"a\" (line 2) without a prefix; a host has at most one route without a prefix, give one of them a prefix or remove the host"),
+        (r("prefix = \"p\"\n") + "[routes.b]\nhosts = [\"a.test\"]\nupstream = \"https://b.example\"\nprefix = \"p\"\n", 6, "host \"a.test\" already serves prefix \"p\" for route \"a\" (line 2); give each route on a shared host its own prefix"),
+        (r("") + "[routes.b]\nhosts = [\"b.test\"]\nupstream = \"https://a.example\"\n", 4, "registry name \"a.example\" is already route \"a\"'s (line 1); clients pick routes by it (containerd's ns), so set registry = \"...\" to a name of its own on one of them"),
+        (r("registry = \"x.io\"\n") + "[routes.b]\nhosts = [\"b.test\"]\nupstream = \"https://b.example\"\nregistry = \"x.io\"\n", 8, "registry name \"x.io\" is already route \"a\"'s (line 4); clients pick routes by it (containerd's ns), so set registry = \"...\" to a name of its own on one of them"),
+    ];
+    let mut wrong = Vec::new();
+    for (src, line, message) in &cases {
+        match parse(src) {
+            Err(e) if (e.line, e.message.as_str()) == (*line, *message) => {}
+            other => wrong.push(format!("{src:?}\n  want {line}: {message}\n  got  {:?}", other.map(|_| ()))),
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }
 
 /// The build itself fails with `file:line: message` on a bad table.

@@ -1,0 +1,198 @@
+//! The planner with every route-table key in use: credentials, allow lists,
+//! repository prefixes, routes that pass redirects, request logs, the page
+//! turned off. Compiled only against such a table (build.rs sets the
+//! `every_key` cfg): scripts/test.sh runs
+//! `ROUTES=tests/routes.every-key.toml cargo test --test every_key`.
+#![cfg(every_key)]
+
+use edge_mirror::plan::{step, step_logged, Action, Fetch, Phase, Reply, Request, Secret, Upstream, RESUME_ALL};
+use edge_mirror::routes::{by_registry, LOG, LOG_CLIENT, PAGE};
+
+const M: &str = "https://mirror.example.com";
+const D: &str = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+fn req(method: &'static str, url: &str) -> Action {
+    step(&Request::new(method, url), None)
+}
+
+fn fetch(a: &Action) -> &Fetch {
+    match a {
+        Action::Fetch(f) => f,
+        other => panic!("expected a fetch, got {other:?}"),
+    }
+}
+
+fn answered(a: &Action) -> (u16, String, String) {
+    match a {
+        Action::Reply(Reply { status, body: Some(j), .. }) => {
+            let parts: Vec<&str> = j.split('"').collect();
+            (*status, parts[5].to_string(), parts[9].to_string())
+        }
+        other => panic!("expected a local answer, got {other:?}"),
+    }
+}
+
+fn up(phase: Phase, status: u16, www_authenticate: &'static str, location: &'static str) -> Upstream<'static> {
+    Upstream { phase: Some(phase), status, www_authenticate, location, ..Upstream::default() }
+}
+
+#[test]
+fn the_table_uses_every_key() {
+    assert!(LOG && LOG_CLIENT && !PAGE);
+    let docker = by_registry("docker.io").expect("docker route");
+    assert!(docker.credentials.is_some() && !docker.allow.is_empty() && docker.prefix.is_some());
+    assert!(by_registry("gcr.io").is_some_and(|r| r.repository.is_some()));
+}
+
+#[test]
+fn allow_list_refuses_other_repositories_before_any_subrequest() {
+    for (path, ok) in [
+        ("/v2/busybox/manifests/1", true),
+        ("/v2/library/busybox/manifests/1", true),
+        ("/v2/docker.io/busybox/manifests/1", true),
+        ("/v2/myorg/app/manifests/1", true),
+        ("/v2/myorg/team/app/manifests/1", true),
+        ("/v2/owner/exact/manifests/1", true),
+        ("/v2/owner/other/manifests/1", false),
+        ("/v2/myorgx/app/manifests/1", false),
+        ("/v2/docker.io/evil/app/manifests/1", false),
+    ] {
+        let a = req("GET", &format!("{M}{path}"));
+        if ok {
+            assert_eq!(fetch(&a).phase, Phase::Api, "{path}");
+        } else {
+            let (status, code, message) = answered(&a);
+            assert_eq!((status, code.as_str()), (403, "DENIED"), "{path}");
+            let name = path.trim_start_matches("/v2/").trim_end_matches("/manifests/1");
+            assert_eq!(message, format!("this mirror does not serve the repository: {name}"));
+        }
+    }
+    assert_eq!(answered(&req("GET", &format!("{M}/v2/_catalog"))).0, 403);
+    // Token scopes: the allowed ones go, the others are dropped; none allowed is a 403.
+    let a = step(
+        &Request { authorization: true, ..Request::new("GET", &format!("{M}/token?scope=repository:busybox:pull&scope=repository:evil/x:pull")) },
+        None,
+    );
+    assert_eq!(fetch(&a).url, "https://auth.docker.io/token?scope=repository:library/busybox:pull");
+    let a = step(&Request { authorization: true, ..Request::new("GET", &format!("{M}/token?scope=repository:evil/x:pull&service=s")) }, None);
+    assert_eq!(answered(&a), (403, "DENIED".into(), "this mirror does not serve the repository: evil/x".into()));
+}
+
+#[test]
+fn credentials_are_used_only_for_anonymous_token_requests() {
+    let url = format!("{M}/token?scope=repository:busybox:pull&service=registry.docker.io");
+    let anon = Request::new("GET", &url);
+    assert_eq!(step(&anon, None), Action::ReadSecret("DOCKERHUB_CREDENTIALS"));
+    // user:token -> Basic on the GET (here "u:p+w/x" percent-encoded as the entry sends it).
+    let a = step(&Request { secret: Secret::Value("u%3Ap%2Bw%2Fx"), ..anon }, None);
+    let f = fetch(&a);
+    assert_eq!(f.authorization.as_deref(), Some("Basic dTpwK3cveA=="));
+    assert_eq!((f.method, f.client_headers, f.form.as_deref()), ("GET", true, None));
+    // Unset or not user:token: 503 naming the secret, never an anonymous fallback.
+    for secret in [Secret::Unset, Secret::Value("nocolon"), Secret::Value("%3Atoken"), Secret::Value("user%3A"), Secret::Value("u%3Ap%0A"), Secret::Value("%zz")] {
+        let (status, code, message) = answered(&step(&Request { secret, ..anon }, None));
+        assert_eq!((status, code.as_str()), (503, "UNAVAILABLE"), "{secret:?}");
+        assert!(message.ends_with(": DOCKERHUB_CREDENTIALS") && message.contains("wrangler secret put"), "{message}");
+    }
+    // A client with its own credentials uses them: no secret is read.
+    let own = step(&Request { authorization: true, ..anon }, None);
+    assert_eq!(fetch(&own).authorization, None);
+    // An anonymous OAuth2 form gets the account's username and password; a
+    // form with a username of its own keeps it.
+    let form = "grant_type=password&scope=repository%3Abusybox%3Apull&service=s";
+    let token_url = format!("{M}/token");
+    let post = Request { body: Some(form), secret: Secret::Value("u%3Ap%26w"), ..Request::new("POST", &token_url) };
+    let a = step(&post, None);
+    assert_eq!(fetch(&a).form.as_deref(), Some("grant_type=password&scope=repository:library/busybox:pull&service=registry.docker.io&username=u&password=p%26w"));
+    assert_eq!(fetch(&a).authorization, None);
+    let mine = "grant_type=password&username=me&password=pw&scope=repository%3Abusybox%3Apull";
+    let a = step(&Request { body: Some(mine), ..post }, None);
+    assert_eq!(fetch(&a).form.as_deref(), Some("grant_type=password&username=me&password=pw&scope=repository:library/busybox:pull"));
+    // No secret on a route without credentials.
+    let a = req("GET", "https://gcr.mirror.example.com/token?scope=repository:app:pull");
+    assert!(matches!(a, Action::Fetch(_) | Action::Reply(_)));
+}
+
+#[test]
+fn repository_prefix_maps_names_both_ways() {
+    let a = step(&Request { authorization: true, ..Request::new("GET", "https://gcr.mirror.example.com/v2/app/manifests/1") }, None);
+    assert_eq!(fetch(&a).url, "https://gcr.io/v2/my-project/app/manifests/1");
+    // The upstream's challenge names my-project/app; the client asked for app.
+    let ch = r#"Bearer realm="https://gcr.io/v2/token",scope="repository:my-project/app:pull repository:other/x:pull""#;
+    let a = step(&Request::new("GET", "https://gcr.mirror.example.com/v2/app/manifests/1"), Some(&up(Phase::Api, 401, ch, "")));
+    match a {
+        Action::Relay { challenges: Some(c), .. } => {
+            assert_eq!(c, r#"Bearer realm="https://gcr.mirror.example.com/token",scope="repository:app:pull repository:other/x:pull""#)
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn passed_redirects_point_back_at_the_mirror_when_they_stay_on_the_upstream() {
+    let path = format!("/v2/pass.example/team/app/blobs/{D}");
+    let url = format!("{M}{path}");
+    let r = Request::new("GET", &url);
+    let f = step(&r, None);
+    assert_eq!(fetch(&f).url, format!("http://127.0.0.1:5000/v2/team/app/blobs/{D}"));
+    assert!(!fetch(&f).follow);
+    let cases = [
+        // Another host (a CDN): as it is, made absolute.
+        ("https://cdn.example/b?sig=1", "https://cdn.example/b?sig=1".to_string()),
+        // The upstream's own API: back through the mirror, with the client's name.
+        ("/v2/team/app/blobs/sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef", format!("{M}/v2/pass.example/team/app/blobs/{D}")),
+        ("http://127.0.0.1:5000/v2/team/app/manifests/x?a=1", format!("{M}/v2/pass.example/team/app/manifests/x?a=1")),
+        // The upstream, but not its registry API: as it is.
+        ("/storage/x", "http://127.0.0.1:5000/storage/x".to_string()),
+    ];
+    for (loc, want) in cases {
+        match step(&r, Some(&up(Phase::Api, 307, "", loc))) {
+            Action::Relay { location: Some(l), challenges: None, body: None } => assert_eq!(l, want, "{loc}"),
+            other => panic!("{loc}: {other:?}"),
+        }
+    }
+    // Reached by ns: the Location keeps ns so the client stays on the route.
+    let r = Request::new("GET", "https://docker.mirror.example.com/v2/team/app/manifests/1?ns=pass.example");
+    match step(&r, Some(&up(Phase::Api, 302, "", "/v2/team/app/manifests/2"))) {
+        Action::Relay { location: Some(l), .. } => assert_eq!(l, "https://docker.mirror.example.com/v2/team/app/manifests/2?ns=pass.example"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn the_page_off_answers_like_the_registry_root() {
+    let a = step(&Request { accept_html: true, ..Request::new("GET", &format!("{M}/")) }, None);
+    assert_eq!(answered(&a).0, 401);
+}
+
+#[test]
+fn logs_one_line_per_request_without_credentials() {
+    // Every fetch comes back, so the last action can carry the line.
+    let a = step(&Request { authorization: true, ..Request::new("GET", &format!("{M}/v2/busybox/manifests/1")) }, None);
+    assert_eq!(fetch(&a).resume & RESUME_ALL, RESUME_ALL);
+    let url = format!("{M}/v2/evil/x/manifests/1");
+    let local = Request { client: "198.51.100.7", ..Request::new("GET", &url) };
+    let (_, line) = step_logged(&local, None);
+    assert_eq!(
+        line.as_deref(),
+        Some(r#"{"route":"docker","kind":"manifest","repository":"evil/x","status":403,"upstream":null,"client":"198.51.100.7"}"#)
+    );
+    let url = format!("{M}/v2/busybox/blobs/{D}");
+    let r = Request { authorization: true, client: "2001:db8::1", ..Request::new("GET", &url) };
+    let answer = Upstream { ms: 42, redirected: true, ..up(Phase::Api, 200, "", "") };
+    let (action, line) = step_logged(&r, Some(&answer));
+    assert_eq!(action, Action::Relay { challenges: None, location: None, body: None });
+    assert_eq!(
+        line.as_deref(),
+        Some(r#"{"route":"docker","kind":"blob","repository":"library/busybox","status":200,"upstream":200,"redirected":true,"ms":42,"client":"2001:db8::1"}"#)
+    );
+    // A token request with the account's secret: the line names neither.
+    let url = format!("{M}/token?scope=repository:busybox:pull");
+    let t = Request { secret: Secret::Value("u%3Asecret-token"), client: "c", ..Request::new("GET", &url) };
+    let (action, line) = step_logged(&t, None);
+    assert!(matches!(action, Action::Fetch(_)) && line.is_none(), "a fetch is not the end of the request");
+    let (_, line) = step_logged(&t, Some(&up(Phase::Token, 200, "", "")));
+    let line = line.expect("a line");
+    assert_eq!(line, r#"{"route":"docker","kind":"token","repository":"busybox","status":200,"upstream":200,"redirected":false,"ms":0,"client":"c"}"#);
+    assert!(!line.contains("secret-token") && !line.contains("dTpz"));
+}
