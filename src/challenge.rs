@@ -18,6 +18,7 @@
 //! It does not validate what a realm points at; the realm written is always
 //! the mirror's, built from a checked Host.
 
+use crate::Put;
 use std::borrow::Cow;
 
 /// One auth-param; the value is unescaped.
@@ -97,33 +98,38 @@ impl<'a> Cursor<'a> {
     fn quoted(&mut self) -> Result<Cow<'a, str>, ChallengeError> {
         self.i += 1;
         let start = self.i;
+        let mut run = start;
         let mut owned: Option<String> = None;
         loop {
             match self.peek() {
                 None => return Err(ChallengeError::Unterminated),
                 Some(b'"') => {
                     let raw = self.s.get(start..self.i).unwrap_or("");
+                    let tail = self.s.get(run..self.i).unwrap_or("");
                     self.i += 1;
                     return Ok(match owned {
-                        Some(o) => Cow::Owned(o),
+                        Some(mut o) => {
+                            o.push_str(tail);
+                            Cow::Owned(o)
+                        }
                         None => Cow::Borrowed(raw),
                     });
                 }
                 Some(b) if b < 0x20 && b != b'\t' || b == 0x7f => return Err(ChallengeError::BadParam),
                 Some(b'\\') => {
-                    let o = owned.get_or_insert_with(|| self.s.get(start..self.i).unwrap_or("").to_string());
-                    self.i += 1;
-                    let c = self.s.get(self.i..).and_then(|r| r.chars().next()).ok_or(ChallengeError::Unterminated)?;
-                    o.push(c);
-                    self.i += c.len_utf8();
-                }
-                Some(_) => {
-                    let c = self.s.get(self.i..).and_then(|r| r.chars().next()).ok_or(ChallengeError::Unterminated)?;
-                    if let Some(o) = owned.as_mut() {
-                        o.push(c);
+                    // The escaped byte is kept; the run before it is copied
+                    // whole (a run always ends at an ASCII byte, so it is a
+                    // whole string).
+                    let o = owned.get_or_insert_with(String::new);
+                    o.push_str(self.s.get(run..self.i).unwrap_or(""));
+                    run = self.i + 1;
+                    match self.s.as_bytes().get(run) {
+                        None => return Err(ChallengeError::Unterminated),
+                        Some(&b) if b < 0x20 && b != b'\t' || b == 0x7f => return Err(ChallengeError::BadParam),
+                        Some(_) => self.i += 2,
                     }
-                    self.i += c.len_utf8();
                 }
+                Some(_) => self.i += 1,
             }
         }
     }
@@ -225,14 +231,17 @@ impl Challenge<'_> {
 
 /// Appends `"value"` with `"` and `\` escaped.
 fn write_quoted(v: &str, out: &mut String) {
-    out.push('"');
-    for ch in v.chars() {
-        if ch == '"' || ch == '\\' {
-            out.push('\\');
+    out.put(b'"');
+    let mut run = 0;
+    for (i, &b) in v.as_bytes().iter().enumerate() {
+        if b == b'"' || b == b'\\' {
+            out.push_str(v.get(run..i).unwrap_or(""));
+            out.put(b'\\');
+            run = i;
         }
-        out.push(ch);
     }
-    out.push('"');
+    out.push_str(v.get(run..).unwrap_or(""));
+    out.put(b'"');
 }
 
 /// Writes one challenge; with `realm`, a Bearer challenge's realm is
@@ -240,15 +249,15 @@ fn write_quoted(v: &str, out: &mut String) {
 pub fn write(ch: &Challenge<'_>, realm: Option<&str>, scope: Option<&dyn Fn(&str, &mut String)>, out: &mut String) {
     out.push_str(ch.scheme);
     if let Some(t) = ch.token68 {
-        out.push(' ');
+        out.put(b' ');
         out.push_str(t);
         return;
     }
     let bearer = ch.is_bearer();
     for (i, (name, value)) in ch.params.iter().enumerate() {
-        out.push(if i == 0 { ' ' } else { ',' });
+        out.put(if i == 0 { b' ' } else { b',' });
         out.push_str(name);
-        out.push('=');
+        out.put(b'=');
         let mut mapped = String::new();
         let v = match (bearer, realm, scope) {
             (true, Some(r), _) if name.eq_ignore_ascii_case("realm") => r,
@@ -274,7 +283,7 @@ pub fn rewrite(header: &str, realm: &str, scope: &dyn Fn(&str, &mut String)) -> 
             return Err(ChallengeError::NoRealm);
         }
         if i > 0 {
-            out.push('\n');
+            out.put(b'\n');
         }
         write(ch, Some(realm), Some(scope), &mut out);
     }

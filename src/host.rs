@@ -11,6 +11,8 @@
 //! routable: hosts either match the compiled table or fall to the default
 //! route.
 
+use crate::Put;
+
 /// A checked authority: `host` as sent (case kept), `port` without the colon
 /// (empty when absent).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,8 +56,8 @@ pub fn parse_authority(a: &str) -> Result<Authority<'_>, HostError> {
     if a.is_empty() {
         return Err(HostError::Empty);
     }
-    let (host, port) = if a.starts_with('[') {
-        let end = a.find(']').ok_or(HostError::BadLiteral)?;
+    let (host, port) = if a.starts_with("[") {
+        let end = a.as_bytes().iter().position(|&b| b == b']').ok_or(HostError::BadLiteral)?;
         let (h, rest) = a.split_at(end + 1);
         let inner = h.get(1..end).unwrap_or("");
         if inner.len() < 2 || !inner.bytes().all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.') {
@@ -63,24 +65,24 @@ pub fn parse_authority(a: &str) -> Result<Authority<'_>, HostError> {
         }
         (h, rest)
     } else {
-        let end = a.find(':').unwrap_or(a.len());
+        let end = a.as_bytes().iter().position(|&b| b == b':').unwrap_or(a.len());
         let (h, rest) = a.split_at(end);
         if h.is_empty() {
             return Err(HostError::Empty);
         }
-        if h.len() > 254 || (h.len() == 254 && !h.ends_with('.')) {
+        if h.len() > 254 || (h.len() == 254 && !h.ends_with(".")) {
             return Err(HostError::TooLong);
         }
         if !h.bytes().all(name_byte) {
             return Err(HostError::BadChar);
         }
-        let trimmed = h.strip_suffix('.').unwrap_or(h);
-        if trimmed.is_empty() || trimmed.split('.').any(|l| l.is_empty() || l.len() > 63) {
+        let trimmed = h.strip_suffix(".").unwrap_or(h);
+        if trimmed.is_empty() || crate::split(trimmed, b'.').any(|l| l.is_empty() || l.len() > 63) {
             return Err(HostError::EmptyLabel);
         }
         (h, rest)
     };
-    let port = match port.strip_prefix(':') {
+    let port = match port.strip_prefix(":") {
         None if port.is_empty() => "",
         None => return Err(HostError::BadLiteral),
         Some(p) => {
@@ -101,16 +103,16 @@ impl Authority<'_> {
     /// The host as routes compare it: trailing dot removed (case is compared
     /// insensitively by the route lookup).
     pub fn route_host(&self) -> &str {
-        self.host.strip_suffix('.').unwrap_or(self.host)
+        self.host.strip_suffix(".").unwrap_or(self.host)
     }
 
     /// Appends `host[:port]` in lower case, trailing dot removed.
     pub fn write(&self, out: &mut String) {
-        for c in self.route_host().chars() {
-            out.push(c.to_ascii_lowercase());
+        for &b in self.route_host().as_bytes() {
+            out.put(b.to_ascii_lowercase());
         }
         if !self.port.is_empty() {
-            out.push(':');
+            out.put(b':');
             out.push_str(self.port);
         }
     }

@@ -63,9 +63,64 @@ pub(crate) fn rfind_byte(s: &str, b: u8) -> Option<usize> {
 }
 
 /// The upper-case hex digit for the low four bits of `n`.
-pub(crate) fn hex_digit(n: u8) -> char {
+pub(crate) fn hex_digit(n: u8) -> u8 {
     let n = n & 15;
-    char::from(if n < 10 { b'0' + n } else { b'A' + n - 10 })
+    if n < 10 {
+        b'0' + n
+    } else {
+        b'A' + n - 10
+    }
+}
+
+/// Appending one ASCII byte. `String::push(char)` brings UTF-8 encoding
+/// code along; every byte the planner writes this way is ASCII (the mask
+/// keeps that true whatever a caller passes).
+pub(crate) trait Put {
+    fn put(&mut self, b: u8);
+}
+
+impl Put for String {
+    fn put(&mut self, b: u8) {
+        // SAFETY: a byte below 0x80 is a whole UTF-8 character.
+        unsafe { self.as_mut_vec() }.push(b & 0x7f);
+    }
+}
+
+/// `s` split at every `sep` byte, like `str::split(char)` without the char
+/// searcher (a few hundred bytes of wasm).
+pub(crate) fn split(s: &str, sep: u8) -> Split<'_> {
+    Split { rest: Some(s), sep }
+}
+
+pub(crate) struct Split<'a> {
+    rest: Option<&'a str>,
+    sep: u8,
+}
+
+impl<'a> Iterator for Split<'a> {
+    type Item = &'a str;
+    fn next(&mut self) -> Option<&'a str> {
+        let s = self.rest?;
+        match split_at_byte(s, self.sep) {
+            Some((head, tail)) => {
+                self.rest = Some(tail);
+                Some(head)
+            }
+            None => {
+                self.rest = None;
+                Some(s)
+            }
+        }
+    }
+}
+
+/// `s` without a leading `prefix` byte string and then a `sep` byte.
+pub(crate) fn strip_prefix_then<'a>(s: &'a str, prefix: &str, sep: u8) -> Option<&'a str> {
+    let rest = s.strip_prefix(prefix)?;
+    match rest.as_bytes().first() {
+        Some(&b) if b == sep => rest.get(1..),
+        _ => None,
+    }
 }
 
 #[cfg(target_arch = "wasm32")]

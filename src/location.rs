@@ -34,11 +34,15 @@ pub fn is_redirect(status: u16) -> bool {
     matches!(status, 301 | 302 | 303 | 307 | 308)
 }
 
+/// Length of `s` up to the first byte in `set`.
+fn upto(s: &str, set: &[u8]) -> usize {
+    s.as_bytes().iter().position(|b| set.contains(b)).unwrap_or(s.len())
+}
+
 /// `scheme://authority` of an absolute URL (empty if it has none).
 pub fn origin(url: &str) -> &str {
     let Some(i) = crate::find(url, "://") else { return "" };
-    let rest = url.get(i + 3..).unwrap_or("");
-    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let end = upto(url.get(i + 3..).unwrap_or(""), b"/?#");
     url.get(..i + 3 + end).unwrap_or("")
 }
 
@@ -50,18 +54,18 @@ pub fn same_origin(a: &str, b: &str) -> bool {
 
 /// Resolves `location` against the absolute `base` it came from.
 pub fn resolve(base: &str, location: &str) -> Result<String, LocationError> {
-    let loc = location.trim_matches([' ', '\t']);
+    let loc = location.trim_ascii();
     if loc.is_empty() {
         return Err(LocationError::Missing);
     }
     if loc.bytes().any(|b| b <= 0x20 || b == 0x7f || b == b'\\') {
         return Err(LocationError::Malformed);
     }
-    let loc = loc.split('#').next().unwrap_or("");
+    let loc = crate::split(loc, b'#').next().unwrap_or("");
     // A scheme is ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ) before the first ':'
     // that comes before any '/', '?' or '#'.
-    let first = loc.find([':', '/', '?']);
-    if let Some(i) = first.filter(|&i| loc.as_bytes().get(i) == Some(&b':')) {
+    let i = upto(loc, b":/?");
+    if loc.as_bytes().get(i) == Some(&b':') {
         let scheme = loc.get(..i).unwrap_or("");
         if scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("https") {
             if !loc.get(i..).unwrap_or("").starts_with("://") || origin(loc).len() <= i + 3 {
@@ -80,14 +84,14 @@ pub fn resolve(base: &str, location: &str) -> Result<String, LocationError> {
         if origin(&out).len() <= scheme_end + 3 {
             return Err(LocationError::Malformed);
         }
-    } else if loc.starts_with('/') {
+    } else if loc.starts_with("/") {
         out.push_str(base_origin);
         out.push_str(loc);
     } else {
         let path_and_query = base.get(base_origin.len()..).unwrap_or("");
-        let path = path_and_query.split(['?', '#']).next().unwrap_or("");
+        let path = path_and_query.get(..upto(path_and_query, b"?#")).unwrap_or("");
         out.push_str(base_origin);
-        if loc.starts_with('?') {
+        if loc.starts_with("?") {
             out.push_str(if path.is_empty() { "/" } else { path });
         } else {
             let dir = crate::rfind_byte(path, b'/').map_or("/", |i| path.get(..=i).unwrap_or("/"));

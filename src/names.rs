@@ -15,13 +15,14 @@
 //! It does not validate names: paths are checked by `path`, and a scope
 //! name that is not a repository name is left for the upstream to refuse.
 
+use crate::Put;
 use crate::routes::{Route, USES_ALLOW, USES_REPOSITORY};
 
 /// Appends the upstream's name for `name` (prefix already removed).
 pub fn upstream_name(route: &Route, name: &str, out: &mut String) {
     if let Some(repo) = route.repository.filter(|_| USES_REPOSITORY) {
         out.push_str(repo);
-        out.push('/');
+        out.put(b'/');
     } else if route.library && !name.as_bytes().contains(&b'/') {
         out.push_str("library/");
     }
@@ -31,7 +32,7 @@ pub fn upstream_name(route: &Route, name: &str, out: &mut String) {
 /// `pattern` against `name`: equal, or `prefix/*` matching one or more
 /// components under `prefix`, or `*` matching everything.
 fn matches(pattern: &str, name: &str) -> bool {
-    match pattern.strip_suffix('*') {
+    match pattern.strip_suffix("*") {
         Some(head) => head.is_empty() || (name.len() > head.len() && name.starts_with(head)),
         None => pattern == name,
     }
@@ -59,14 +60,14 @@ pub fn allowed(route: &Route, name: &str) -> bool {
 pub fn client_name(route: &Route, name: &str, prefixed: bool, out: &mut String) -> bool {
     let mut name = name;
     if let Some(repo) = route.repository.filter(|_| USES_REPOSITORY) {
-        match name.strip_prefix(repo).and_then(|n| n.strip_prefix('/')) {
+        match crate::strip_prefix_then(name, repo, b'/') {
             Some(n) => name = n,
             None => return false,
         }
     }
     if let Some(p) = route.prefix.filter(|_| prefixed) {
         out.push_str(p);
-        out.push('/');
+        out.put(b'/');
     }
     out.push_str(name);
     true

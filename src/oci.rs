@@ -6,6 +6,8 @@
 //! Messages are static text; the few that name a host or an upstream get it
 //! appended after checks, and JSON-escaped here.
 
+use crate::Put;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Code {
     NameInvalid,
@@ -33,23 +35,27 @@ impl Code {
     }
 }
 
-/// Appends `s` as the inside of a JSON string.
+/// Appends `s` as the inside of a JSON string: `"`, `\` and control
+/// characters escaped, everything else (UTF-8 included) copied in runs.
 pub fn json_escape(s: &str, out: &mut String) {
-    for ch in s.chars() {
-        match ch {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 => {
-                out.push_str("\\u00");
-                out.push(crate::hex_digit(c as u8 >> 4));
-                out.push(crate::hex_digit(c as u8));
+    let mut run = 0;
+    for (i, &b) in s.as_bytes().iter().enumerate() {
+        if b == b'"' || b == b'\\' || b < 0x20 {
+            out.push_str(s.get(run..i).unwrap_or(""));
+            out.put(b'\\');
+            match b {
+                b'"' | b'\\' => out.put(b),
+                b'\n' => out.put(b'n'),
+                _ => {
+                    out.push_str("u00");
+                    out.put(crate::hex_digit(b >> 4));
+                    out.put(crate::hex_digit(b));
+                }
             }
-            c => out.push(c),
+            run = i + 1;
         }
     }
+    out.push_str(s.get(run..).unwrap_or(""));
 }
 
 /// The error body for `code`, with `message` and `subject` (a host name or

@@ -123,7 +123,7 @@ pub fn repository_name(name: &str) -> Result<(), PathError> {
     if name.len() > 255 {
         return Err(PathError::NameTooLong);
     }
-    if name.is_empty() || !name.split('/').all(path_component) {
+    if name.is_empty() || !crate::split(name, b'/').all(path_component) {
         return Err(PathError::NameInvalid);
     }
     Ok(())
@@ -163,7 +163,7 @@ fn path_component(c: &str) -> bool {
 
 /// A manifest reference: a tag or a digest.
 pub fn reference(r: &str) -> Result<(), PathError> {
-    if r.contains(':') {
+    if r.as_bytes().contains(&b':') {
         digest(r)
     } else {
         tag(r)
@@ -189,9 +189,12 @@ pub fn tag(t: &str) -> Result<(), PathError> {
 /// (OCI image spec). The registered algorithms are held to their length and
 /// to lower-case hex: sha256 (64), sha384 (96), sha512 (128).
 pub fn digest(d: &str) -> Result<(), PathError> {
-    let (alg, enc) = d.split_once(':').ok_or(PathError::DigestInvalid)?;
+    let (alg, enc) = crate::split_at_byte(d, b':').ok_or(PathError::DigestInvalid)?;
     let alg_ok = !alg.is_empty()
-        && alg.split(['+', '.', '_', '-']).all(|c| !c.is_empty() && c.bytes().all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9')));
+        && alg.bytes().all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'+' | b'.' | b'_' | b'-'))
+        && alg.as_bytes().windows(2).all(|w| w.iter().any(|b| b.is_ascii_alphanumeric()))
+        && alg.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
+        && alg.bytes().last().is_some_and(|b| b.is_ascii_alphanumeric());
     let enc_ok = !enc.is_empty() && enc.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'=' | b'_' | b'-'));
     let hex_len = match alg {
         "sha256" => 64,

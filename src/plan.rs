@@ -24,6 +24,7 @@
 //! upstream's 429 answer, headers beyond the facts listed in [`Request`] and
 //! [`Upstream`], or the network.
 
+use crate::Put;
 use crate::challenge;
 use crate::host::{parse_authority, Authority};
 use crate::location::{is_redirect, origin, resolve};
@@ -227,7 +228,7 @@ pub fn split_url(url: &str) -> Option<(&str, &str, &str, &str)> {
 
 /// The value of the first `name=` pair of a query, as written.
 fn query_param<'a>(query: &'a str, name: &str) -> Option<&'a str> {
-    query.split('&').find_map(|p| p.strip_prefix(name).and_then(|v| v.strip_prefix('=')))
+    crate::split(query, b'&').find_map(|p| crate::strip_prefix_then(p, name, b'='))
 }
 
 /// `scheme://host[:port]` for the request's own (checked) authority.
@@ -247,7 +248,7 @@ fn mirror_realm(base: &str, route: Option<&Route>) -> String {
     realm.push_str(base);
     realm.push_str("/token");
     if let Some(r) = route {
-        realm.push('/');
+        realm.put(b'/');
         realm.push_str(r.registry);
     }
     realm
@@ -282,7 +283,7 @@ fn rate_limited(route: &Route, up: &Upstream<'_>) -> Action {
     body.push_str(route.registry);
     let theirs = text.trim_start();
     match theirs.strip_prefix("{\"errors\":[") {
-        Some(rest) if theirs.ends_with('}') => {
+        Some(rest) if theirs.ends_with("}") => {
             body.push_str("\",\"detail\":null},");
             body.push_str(rest);
         }
@@ -335,9 +336,9 @@ pub fn step_logged(req: &Request<'_>, up: Option<&Upstream<'_>>) -> (Action, Opt
     if LOG_CLIENT {
         line.push_str(",\"client\":\"");
         json_escape(req.client, &mut line);
-        line.push('"');
+        line.put(b'"');
     }
-    line.push('}');
+    line.put(b'}');
     (action, Some(line))
 }
 
@@ -450,7 +451,7 @@ fn decide(req: &Request<'_>, up: Option<&Upstream<'_>>, seen: &mut Seen) -> Acti
         return api_answer(route, &realm, &base, ns, prefixed, up);
     }
     if !query.is_empty() {
-        url.push('?');
+        url.put(b'?');
         url.push_str(query);
     }
     let resume = RESUME_401
@@ -515,14 +516,14 @@ fn back_to_mirror(route: &Route, base: &str, path: &str, query: &str, ns: Option
         return None;
     }
     out.push_str(rest);
-    let mut sep = '?';
+    let mut sep = b'?';
     if !query.is_empty() {
-        out.push('?');
+        out.put(b'?');
         out.push_str(query);
-        sep = '&';
+        sep = b'&';
     }
     if let Some(ns) = ns.filter(|_| query_param(query, "ns").is_none()) {
-        out.push(sep);
+        out.put(sep);
         out.push_str("ns=");
         out.push_str(ns);
     }
@@ -531,9 +532,9 @@ fn back_to_mirror(route: &Route, base: &str, path: &str, query: &str, ns: Option
 
 /// The scope of an upstream challenge in the client's names.
 fn map_scope(route: &Route, value: &str, prefixed: bool, out: &mut String) {
-    for (i, item) in value.split(' ').enumerate() {
+    for (i, item) in crate::split(value, b' ').enumerate() {
         if i > 0 {
-            out.push(' ');
+            out.put(b' ');
         }
         let b = item.as_bytes();
         let first = b.iter().position(|&c| c == b':');
@@ -650,7 +651,7 @@ fn token(req: &Request<'_>, up: Option<&Upstream<'_>>, host: &str, registry: Opt
         Err(e) => return reply(400, Code::Unsupported, e.as_str(), ""),
     };
     if !params.is_empty() {
-        url.push(if url.as_bytes().contains(&b'?') { '&' } else { '?' });
+        url.put(if url.as_bytes().contains(&b'?') { b'&' } else { b'?' });
         url.push_str(&params);
     }
     let mut body = None;

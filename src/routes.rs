@@ -50,7 +50,7 @@ fn serves(r: &Route, host: &str) -> bool {
 
 /// The route a registry name (`?ns=`, `/token/<registry>`) names.
 pub fn by_registry(name: &str) -> Option<&'static Route> {
-    let name = name.strip_suffix('.').unwrap_or(name);
+    let name = name.strip_suffix(".").unwrap_or(name);
     ROUTES.iter().find(|r| r.registry.eq_ignore_ascii_case(name))
 }
 
@@ -58,7 +58,7 @@ pub fn by_registry(name: &str) -> Option<&'static Route> {
 /// trailing dot and case ignored): its route without a prefix, or the only
 /// route it has, or the default route.
 pub fn by_host(host: &str) -> Option<&'static Route> {
-    let host = host.strip_suffix('.').unwrap_or(host);
+    let host = host.strip_suffix(".").unwrap_or(host);
     let mut on_host = ROUTES.iter().filter(|r| serves(r, host));
     let first = on_host.clone().next();
     if let Some(r) = on_host.clone().find(|r| r.prefix.is_none()) {
@@ -74,9 +74,9 @@ pub fn by_host(host: &str) -> Option<&'static Route> {
 /// prefix removed (`None` when no prefix was used).
 pub fn by_name<'a>(host: &str, name: &'a str) -> Option<(&'static Route, Option<&'a str>)> {
     if USES_PREFIX {
-        let host = host.strip_suffix('.').unwrap_or(host);
+        let host = host.strip_suffix(".").unwrap_or(host);
         for r in ROUTES.iter().filter(|r| serves(r, host)) {
-            if let Some(rest) = r.prefix.and_then(|p| name.strip_prefix(p)).and_then(|s| s.strip_prefix('/')) {
+            if let Some(rest) = r.prefix.and_then(|p| crate::strip_prefix_then(name, p, b'/')) {
                 return Some((r, Some(rest)));
             }
         }

@@ -19,6 +19,7 @@
 //! Only the route's own realm is ever asked; a scope naming another
 //! registry goes there too, for it to refuse.
 
+use crate::Put;
 use crate::names::{allowed, upstream_name};
 use crate::routes::{by_name, Route};
 
@@ -89,9 +90,9 @@ pub struct Found {
 /// scopes).
 pub fn rewrite_scope(scope: &str, route: &Route, host: Option<&str>, found: &mut Found, out: &mut String) -> Result<(), QueryError> {
     let start = out.len();
-    for item in scope.split(' ') {
+    for item in crate::split(scope, b' ') {
         let Some((kind, name, actions)) = split_scope(item) else { continue };
-        if !actions.split(',').any(|a| a == "pull") {
+        if !crate::split(actions, b',').any(|a| a == "pull") {
             continue;
         }
         let (asked, mut name) = (name, name);
@@ -101,7 +102,7 @@ pub fn rewrite_scope(scope: &str, route: &Route, host: Option<&str>, found: &mut
                     return Err(QueryError::Mixed);
                 }
             }
-            if let Some(rest) = route.prefix.and_then(|p| name.strip_prefix(p)).and_then(|n| n.strip_prefix('/')) {
+            if let Some(rest) = route.prefix.and_then(|p| crate::strip_prefix_then(name, p, b'/')) {
                 name = rest;
             }
             if !allowed(route, name) {
@@ -111,10 +112,10 @@ pub fn rewrite_scope(scope: &str, route: &Route, host: Option<&str>, found: &mut
             found.kept += 1;
         }
         if out.len() > start {
-            out.push(' ');
+            out.put(b' ');
         }
         out.push_str(kind);
-        out.push(':');
+        out.put(b':');
         if is_repository(kind) {
             upstream_name(route, name, out);
         } else {
@@ -128,10 +129,10 @@ pub fn rewrite_scope(scope: &str, route: &Route, host: Option<&str>, found: &mut
 /// The first repository name in a token query or form, decoded: what routes
 /// a `/token` request on a shared host.
 pub fn first_repository(params: &str) -> Option<String> {
-    for pair in params.split('&') {
+    for pair in crate::split(params, b'&') {
         let Some(value) = pair.strip_prefix("scope=") else { continue };
         let decoded = percent_decode(value).ok()?;
-        for item in decoded.split(' ') {
+        for item in crate::split(&decoded, b' ') {
             if let Some((kind, name, _)) = split_scope(item) {
                 if is_repository(kind) {
                     return Some(name.to_string());
@@ -188,11 +189,11 @@ fn keep(b: u8) -> bool {
 pub fn percent_encode(s: &str, out: &mut String) {
     for &b in s.as_bytes() {
         if keep(b) {
-            out.push(char::from(b));
+            out.put(b);
         } else {
-            out.push('%');
-            out.push(crate::hex_digit(b >> 4));
-            out.push(crate::hex_digit(b));
+            out.put(b'%');
+            out.put(crate::hex_digit(b >> 4));
+            out.put(crate::hex_digit(b));
         }
     }
 }
@@ -205,7 +206,7 @@ pub fn percent_encode(s: &str, out: &mut String) {
 pub fn rewrite_token_params(params: &str, route: &Route, host: Option<&str>, out: &mut String) -> Result<Found, QueryError> {
     let mut found = Found::default();
     let mut scopes = 0;
-    for pair in params.split('&') {
+    for pair in crate::split(params, b'&') {
         if pair.is_empty() {
             continue;
         }

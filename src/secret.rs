@@ -10,6 +10,7 @@
 //! It does not fall back to anonymous: a missing or malformed secret is the
 //! operator's to fix, and the planner answers 503 naming it.
 
+use crate::Put;
 use crate::scope::{percent_decode, percent_encode};
 
 /// The secret as the entry passes it (`encodeURIComponent`, which leaves no
@@ -33,7 +34,7 @@ pub fn basic(value: &str) -> String {
         let n = b(0) << 16 | b(1) << 8 | b(2);
         for i in 0..4 {
             let c = if i <= chunk.len() { B64.get((n >> (18 - 6 * i) & 63) as usize).copied().unwrap_or(b'=') } else { b'=' };
-            out.push(char::from(c));
+            out.put(c);
         }
     }
     out

@@ -28,6 +28,7 @@
 //! It holds no state: the phase of an `F` comes back with the answer, and
 //! everything else is read again from the request.
 
+use crate::Put;
 use crate::plan::{step_logged, Action, Phase, Request, Secret, Upstream, MAX_FORM};
 
 /// `F` bits.
@@ -106,7 +107,7 @@ pub fn step(input: &str, probe: &str) -> String {
         },
         body: f.0,
     };
-    let mut parts = state.split(' ');
+    let mut parts = crate::split(state, b' ');
     let head = parts.next().unwrap_or("");
     let up = head.bytes().next().and_then(Phase::from_byte).map(|phase| {
         let status = number(head.get(1..).unwrap_or("")) as u16;
@@ -142,24 +143,24 @@ pub fn encode(action: &Action, log: &str, probe: &str) -> String {
     match action {
         Action::Reply(r) => match &r.body {
             None => {
-                out.push('P');
+                out.put(b'P');
                 out.push_str(log);
             }
             Some(body) => {
-                out.push('A');
+                out.put(b'A');
                 push_number(&mut out, usize::from(r.status));
                 for field in [r.challenge.as_deref().unwrap_or(""), r.allow.unwrap_or(""), probe, log, body] {
-                    out.push('\n');
+                    out.put(b'\n');
                     out.push_str(field);
                 }
             }
         },
         Action::ReadBody => {
-            out.push('B');
+            out.put(b'B');
             push_number(&mut out, MAX_FORM);
         }
         Action::ReadSecret(name) => {
-            out.push('E');
+            out.put(b'E');
             out.push_str(name);
         }
         Action::Fetch(f) => {
@@ -167,24 +168,24 @@ pub fn encode(action: &Action, log: &str, probe: &str) -> String {
                 + usize::from(f.follow) * FOLLOW
                 + usize::from(f.form.is_some()) * FORM
                 + (usize::from(f.resume) << RESUME_SHIFT);
-            out.push('F');
+            out.put(b'F');
             push_number(&mut out, bits);
-            out.push('\n');
-            out.push(char::from(f.phase.as_byte()));
+            out.put(b'\n');
+            out.put(f.phase.as_byte());
             for field in [f.method, &f.url, f.authorization.as_deref().unwrap_or(""), f.form.as_deref().unwrap_or("")] {
-                out.push('\n');
+                out.put(b'\n');
                 out.push_str(field);
             }
         }
         Action::Relay { challenges, location, body } => {
-            out.push('R');
+            out.put(b'R');
             out.push_str(location.as_deref().unwrap_or(""));
-            out.push('\n');
+            out.put(b'\n');
             out.push_str(log);
-            out.push('\n');
+            out.put(b'\n');
             out.push_str(body.as_deref().unwrap_or(""));
             if let Some(c) = challenges {
-                out.push('\n');
+                out.put(b'\n');
                 out.push_str(c);
             }
         }

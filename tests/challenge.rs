@@ -146,8 +146,10 @@ fn scope_goes_through_the_mapper_and_control_bytes_are_refused() {
     assert_eq!(got.as_deref(), Ok(r#"Other scope="repository:a/b:pull""#));
     // qdtext excludes control characters (RFC 7230 3.2.6): a line break
     // inside a quoted value would split the rewritten header.
-    for bad in ["Bearer realm=\"a\nb\"", "Bearer realm=\"a\rb\"", "Bearer realm=\"a\u{7f}\""] {
+    for bad in ["Bearer realm=\"a\nb\"", "Bearer realm=\"a\rb\"", "Bearer realm=\"a\u{7f}\"", "Bearer realm=\"a\\\nb\""] {
         assert_eq!(parse(bad).err(), Some(ChallengeError::BadParam), "{bad:?}");
     }
     assert!(parse("Bearer realm=\"a\tb\"").is_ok());
+    // Escapes of non-ASCII characters keep the whole character.
+    assert_eq!(parse("Bearer realm=\"\\é\\\"x\"").map(|c| c[0].params[0].1.to_string()), Ok("é\"x".to_string()));
 }

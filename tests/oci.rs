@@ -11,7 +11,10 @@ fn bodies_are_json_with_escapes() {
     assert_eq!(error_body(Code::Unsupported, "m", ""), r#"{"errors":[{"code":"UNSUPPORTED","message":"m","detail":null}]}"#);
     let mut s = String::new();
     json_escape("q\"b\\n\nr\rt\t\u{1}\u{1f}é", &mut s);
-    assert_eq!(s, r#"q\"b\\n\nr\rt\t\u0001\u001Fé"#);
+    assert_eq!(s, r#"q\"b\\n\nr\u000Dt\u0009\u0001\u001Fé"#);
+    // What it writes is JSON a parser reads back (Python's, in the e2e suite;
+    // here: no raw control byte and every quote escaped).
+    assert!(!s.bytes().any(|b| b < 0x20));
 }
 
 #[test]
@@ -23,6 +26,7 @@ fn codes_are_the_spec_names() {
         (Code::TagInvalid, "TAG_INVALID"),
         (Code::Unsupported, "UNSUPPORTED"),
         (Code::Unauthorized, "UNAUTHORIZED"),
+        (Code::Denied, "DENIED"),
         (Code::Unavailable, "UNAVAILABLE"),
     ];
     for (c, s) in all {
