@@ -52,6 +52,12 @@ pub(crate) fn split_at_byte(s: &str, b: u8) -> Option<(&str, &str)> {
     Some((s.get(..i)?, s.get(i + 1..)?))
 }
 
+/// Whether `s` holds the byte `b` (a plain scan; `<[u8]>::contains` brings
+/// a word-at-a-time memchr).
+pub(crate) fn has(s: &str, b: u8) -> bool {
+    s.as_bytes().iter().any(|&x| x == b)
+}
+
 /// `s` up to the first `b`, or all of it.
 pub(crate) fn before(s: &str, b: u8) -> &str {
     split_at_byte(s, b).map_or(s, |(head, _)| head)

@@ -23,7 +23,7 @@ pub fn upstream_name(route: &Route, name: &str, out: &mut String) {
     if let Some(repo) = route.repository.filter(|_| USES_REPOSITORY) {
         out.push_str(repo);
         out.put(b'/');
-    } else if route.library && !name.as_bytes().contains(&b'/') {
+    } else if route.library && !crate::has(name, b'/') {
         out.push_str("library/");
     }
     out.push_str(name);
@@ -43,7 +43,7 @@ pub fn allowed(route: &Route, name: &str) -> bool {
     if !USES_ALLOW || route.allow.is_empty() {
         return true;
     }
-    let library = route.library && !name.as_bytes().contains(&b'/');
+    let library = route.library && !crate::has(name, b'/');
     route.allow.iter().any(|p| {
         if library {
             p.strip_prefix("library/").is_some_and(|p| matches(p, name)) || *p == "*"

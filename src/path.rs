@@ -75,7 +75,7 @@ pub fn classify(path: &str) -> Result<Endpoint<'_>, PathError> {
         _ => {}
     }
     if let Some(registry) = path.strip_prefix("/token/") {
-        return match registry.is_empty() || registry.as_bytes().contains(&b'/') {
+        return match registry.is_empty() || crate::has(registry, b'/') {
             true => Err(PathError::NotFound),
             false => Ok(Endpoint::Token(Some(registry))),
         };
@@ -163,7 +163,7 @@ fn path_component(c: &str) -> bool {
 
 /// A manifest reference: a tag or a digest.
 pub fn reference(r: &str) -> Result<(), PathError> {
-    if r.as_bytes().contains(&b':') {
+    if crate::has(r, b':') {
         digest(r)
     } else {
         tag(r)

@@ -269,7 +269,7 @@ fn failed(subject: &str, up: &Upstream<'_>, message: Option<&str>) -> Action {
 /// and body, with an OCI TOOMANYREQUESTS error first that says which limit
 /// it is when the upstream says so.
 fn rate_limited(route: &Route, up: &Upstream<'_>) -> Action {
-    let text = percent_decode(up.body).unwrap_or_default();
+    let text = percent_decode(up.body, true).unwrap_or_default();
     let pull_limit = text.as_bytes().windows(15).any(|w| w.eq_ignore_ascii_case(b"pull rate limit"));
     let message = match (pull_limit, route.credentials.is_some()) {
         (true, false) => "the registry's pull rate limit for anonymous pulls from this mirror's address was reached; set a credentials secret on the route (README: Running a public mirror) to pull as an account",
@@ -651,7 +651,7 @@ fn token(req: &Request<'_>, up: Option<&Upstream<'_>>, host: &str, registry: Opt
         Err(e) => return reply(400, Code::Unsupported, e.as_str(), ""),
     };
     if !params.is_empty() {
-        url.put(if url.as_bytes().contains(&b'?') { b'&' } else { b'?' });
+        url.put(if crate::has(&url, b'?') { b'&' } else { b'?' });
         url.push_str(&params);
     }
     let mut body = None;

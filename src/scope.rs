@@ -42,7 +42,7 @@ pub enum QueryError {
 impl QueryError {
     pub fn as_str(self) -> &'static str {
         match self {
-            QueryError::BadEscape => "the token request's scope parameter is not valid percent-encoded UTF-8",
+            QueryError::BadEscape => "the token request's scope parameter is not valid percent-encoded ASCII",
             QueryError::TooManyScopes => "the token request has more than 64 scope parameters",
             QueryError::Mixed => "the token request asks for repositories of different upstream registries; ask for each separately",
             QueryError::Denied => "this mirror does not serve the repository",
@@ -131,7 +131,7 @@ pub fn rewrite_scope(scope: &str, route: &Route, host: Option<&str>, found: &mut
 pub fn first_repository(params: &str) -> Option<String> {
     for pair in crate::split(params, b'&') {
         let Some(value) = pair.strip_prefix("scope=") else { continue };
-        let decoded = percent_decode(value).ok()?;
+        let decoded = percent_decode(value, false).ok()?;
         for item in crate::split(&decoded, b' ') {
             if let Some((kind, name, _)) = split_scope(item) {
                 if is_repository(kind) {
@@ -153,7 +153,12 @@ fn hex(b: u8) -> Option<u8> {
 }
 
 /// Decodes `application/x-www-form-urlencoded` (`+` is a space).
-pub fn percent_decode(s: &str) -> Result<String, QueryError> {
+///
+/// Only ASCII comes out (scopes, names and the secrets the mirror reads are
+/// ASCII): a non-ASCII byte is an error, or with `lossy` a `?`. Then the
+/// bytes are a string without a UTF-8 check (core's validator is the
+/// largest single function the wasm would carry for it).
+pub fn percent_decode(s: &str, lossy: bool) -> Result<String, QueryError> {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
@@ -174,8 +179,15 @@ pub fn percent_decode(s: &str) -> Result<String, QueryError> {
                 i += 1;
             }
         }
+        if let Some(last) = out.last_mut().filter(|b| !b.is_ascii()) {
+            if !lossy {
+                return Err(QueryError::BadEscape);
+            }
+            *last = b'?';
+        }
     }
-    String::from_utf8(out).map_err(|_| QueryError::BadEscape)
+    // SAFETY: every byte is ASCII (checked above), so the bytes are UTF-8.
+    Ok(unsafe { String::from_utf8_unchecked(out) })
 }
 
 /// Bytes a scope value keeps unescaped in a query: RFC 3986 unreserved plus
@@ -216,7 +228,7 @@ pub fn rewrite_token_params(params: &str, route: &Route, host: Option<&str>, out
             if scopes > MAX_SCOPES {
                 return Err(QueryError::TooManyScopes);
             }
-            let decoded = percent_decode(value)?;
+            let decoded = percent_decode(value, false)?;
             let mut rewritten = String::with_capacity(decoded.len() + 8);
             rewrite_scope(&decoded, route, host, &mut found, &mut rewritten)?;
             if !rewritten.is_empty() {

@@ -17,7 +17,7 @@ use crate::scope::{percent_decode, percent_encode};
 /// `+`), split at the first colon into a user and a token, both non-empty
 /// and free of control characters. Returns the value and the colon's index.
 pub fn parse(encoded: &str) -> Option<(String, usize)> {
-    let value = percent_decode(encoded).ok()?;
+    let value = percent_decode(encoded, false).ok()?;
     let colon = value.as_bytes().iter().position(|&b| b == b':')?;
     let ok = colon > 0 && colon + 1 < value.len() && !value.bytes().any(|b| b < 0x20 || b == 0x7f);
     ok.then_some((value, colon))

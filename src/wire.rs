@@ -77,7 +77,9 @@ pub fn push_number(out: &mut String, n: usize) {
             break;
         }
     }
-    out.push_str(core::str::from_utf8(digits.get(i..).unwrap_or(b"0")).unwrap_or("0"));
+    for &d in digits.get(i..).unwrap_or(b"0") {
+        out.put(d);
+    }
 }
 
 /// One call of the entry: the input text in, the action text out. `probe`
