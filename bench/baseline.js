@@ -26,7 +26,7 @@ const TAG = /^[\w][\w.-]{0,127}$/;
 const DIGEST = /^[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$/;
 const PARAM = /\s*([!#$%&'*+.^_`|~0-9A-Za-z-]+)\s*=\s*("((?:[^"\\]|\\.)*)"|[^,\s]*)\s*,?/y;
 const MESSAGES = {
-  NAME_INVALID: "invalid repository name: names are lower-case letters and digits in path components separated by '/', with '.', '_', '__' or '-' inside a component",
+  NAME_INVALID: "invalid repository name: lower-case letters and digits, with '.', '_', '__' or '-' inside '/'-separated components",
   TAG_INVALID: "invalid tag: tags are 1 to 128 letters, digits, '_', '.' or '-', and do not start with '.' or '-'",
   DIGEST_INVALID: "invalid digest: write it as algorithm:hex, for example sha256: followed by 64 lower-case hex digits",
 };

@@ -51,8 +51,8 @@ pub enum PathError {
 impl PathError {
     pub fn as_str(self) -> &'static str {
         match self {
-            PathError::NotFound => "the mirror serves only the registry API under /v2/ (/v2/<name>/manifests/<reference>, /v2/<name>/blobs/<digest>, /v2/<name>/tags/list, /v2/<name>/referrers/<digest>) and its token endpoint /token",
-            PathError::NameInvalid => "invalid repository name: names are lower-case letters and digits in path components separated by '/', with '.', '_', '__' or '-' inside a component",
+            PathError::NotFound => "not a registry API path: the mirror serves /v2/<name>/manifests|blobs|tags|referrers/... and /token",
+            PathError::NameInvalid => "invalid repository name: lower-case letters and digits, with '.', '_', '__' or '-' inside '/'-separated components",
             PathError::NameTooLong => "invalid repository name: longer than 255 characters",
             PathError::TagInvalid => "invalid tag: tags are 1 to 128 letters, digits, '_', '.' or '-', and do not start with '.' or '-'",
             PathError::DigestInvalid => "invalid digest: write it as algorithm:hex, for example sha256: followed by 64 lower-case hex digits",

@@ -232,6 +232,7 @@ fn query_param<'a>(query: &'a str, name: &str) -> Option<&'a str> {
 }
 
 /// `scheme://host[:port]` for the request's own (checked) authority.
+#[inline(never)]
 fn mirror_base(scheme: &str, authority: &Authority<'_>) -> String {
     let mut base = String::with_capacity(scheme.len() + authority.host.len() + 32);
     base.push_str(scheme);
@@ -243,6 +244,7 @@ fn mirror_base(scheme: &str, authority: &Authority<'_>) -> String {
 /// The mirror's token endpoint for a route: `/token` when the host alone
 /// leads to it, `/token/<registry>` when the client reached it by a prefix or
 /// `?ns=` (a shared host).
+#[inline(never)]
 fn mirror_realm(base: &str, route: Option<&Route>) -> String {
     let mut realm = String::with_capacity(base.len() + 40);
     realm.push_str(base);
@@ -272,16 +274,16 @@ fn rate_limited(route: &Route, up: &Upstream<'_>) -> Action {
     let text = percent_decode(up.body, true).unwrap_or_default();
     let pull_limit = text.as_bytes().windows(15).any(|w| w.eq_ignore_ascii_case(b"pull rate limit"));
     let message = match (pull_limit, route.credentials.is_some()) {
-        (true, false) => "the registry's pull rate limit for anonymous pulls from this mirror's address was reached; set a credentials secret on the route (README: Running a public mirror) to pull as an account",
-        (true, true) => "the registry's pull rate limit for the account in this route's credentials secret was reached; a paid account has a higher limit",
-        (false, _) => "the registry is limiting requests from this mirror's address; wait for Retry-After",
+        (true, false) => "the registry's pull rate limit for anonymous pulls from this mirror's address was reached; a credentials secret on the route pulls as an account (README)",
+        (true, true) => "the registry's pull rate limit for the account in the route's credentials secret was reached",
+        (false, _) => "the registry is limiting requests from this mirror's address; retry after Retry-After",
     };
     let mut body = String::with_capacity(text.len() + 320);
     body.push_str("{\"errors\":[{\"code\":\"TOOMANYREQUESTS\",\"message\":\"");
     body.push_str(message);
     body.push_str(": ");
     body.push_str(route.registry);
-    let theirs = text.trim_start();
+    let theirs = text.trim_ascii_start();
     match theirs.strip_prefix("{\"errors\":[") {
         Some(rest) if theirs.ends_with("}") => {
             body.push_str("\",\"detail\":null},");
@@ -304,6 +306,7 @@ pub fn step(req: &Request<'_>, up: Option<&Upstream<'_>>) -> Action {
 
 /// [`step`], and the request's log line (JSON) when the table logs and the
 /// action ends the request.
+#[inline(never)]
 pub fn step_logged(req: &Request<'_>, up: Option<&Upstream<'_>>) -> (Action, Option<String>) {
     let mut seen = Seen::default();
     let action = decide(req, up, &mut seen);
@@ -342,6 +345,7 @@ pub fn step_logged(req: &Request<'_>, up: Option<&Upstream<'_>>) -> (Action, Opt
     (action, Some(line))
 }
 
+#[inline(never)]
 fn decide(req: &Request<'_>, up: Option<&Upstream<'_>>, seen: &mut Seen) -> Action {
     if req.url.len() > MAX_URL {
         return reply(414, Code::Unsupported, "the request URL is longer than 8192 bytes", "");
@@ -475,6 +479,7 @@ fn decide(req: &Request<'_>, up: Option<&Upstream<'_>>, seen: &mut Seen) -> Acti
 /// challenge is kept); a 429 says which limit; a redirect passed to the
 /// client gets an absolute `Location`, back through the mirror when it stays
 /// on the upstream's registry API.
+#[inline(never)]
 fn api_answer(route: &Route, realm: &str, base: &str, ns: Option<&str>, prefixed: bool, up: &Upstream<'_>) -> Action {
     if up.status == 0 || up.phase != Some(Phase::Api) {
         return failed(route.upstream, up, None);
@@ -507,6 +512,7 @@ fn api_answer(route: &Route, realm: &str, base: &str, ns: Option<&str>, prefixed
 
 /// A redirect to the upstream's own registry API, as a mirror URL with the
 /// client's name (and `ns` when the client used it).
+#[inline(never)]
 fn back_to_mirror(route: &Route, base: &str, path: &str, query: &str, ns: Option<&str>, prefixed: bool) -> Option<String> {
     let Ok(Endpoint::Repo { name, rest, .. }) = classify(path) else { return None };
     let mut out = String::with_capacity(base.len() + path.len() + query.len() + 40);
@@ -531,6 +537,7 @@ fn back_to_mirror(route: &Route, base: &str, path: &str, query: &str, ns: Option
 }
 
 /// The scope of an upstream challenge in the client's names.
+#[inline(never)]
 fn map_scope(route: &Route, value: &str, prefixed: bool, out: &mut String) {
     for (i, item) in crate::split(value, b' ').enumerate() {
         if i > 0 {
@@ -559,6 +566,7 @@ fn map_scope(route: &Route, value: &str, prefixed: bool, out: &mut String) {
 /// first). The route is the one the path names, or on a shared host the one
 /// the scopes' repositories lead to. Straight to the table's realm, or to the
 /// realm the upstream's `/v2/` challenge names.
+#[inline(never)]
 fn token(req: &Request<'_>, up: Option<&Upstream<'_>>, host: &str, registry: Option<&str>, query: &str, seen: &mut Seen) -> Action {
     let form = match req.method {
         "GET" => None,
@@ -606,7 +614,7 @@ fn token(req: &Request<'_>, up: Option<&Upstream<'_>>, host: &str, registry: Opt
             return reply(
                 503,
                 Code::Unavailable,
-                "the mirror's credentials for this route are not set or not user:token; the operator sets them with wrangler secret put",
+                "the route's credentials secret is not set or not user:token; set it with wrangler secret put",
                 name,
             );
         }

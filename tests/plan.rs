@@ -174,14 +174,14 @@ fn upstream_429_says_which_limit_and_keeps_the_upstreams_body() {
     let up = Upstream { body: pull, ..upstream(Phase::Api, 429, "", "") };
     let Action::Relay { body: Some(body), challenges: None, location: None } = step(&request("GET", url), Some(&up)) else { panic!() };
     assert!(body.starts_with("{\"errors\":[{\"code\":\"TOOMANYREQUESTS\",\"message\":\"the registry's pull rate limit for anonymous pulls"), "{body}");
-    assert!(body.contains("set a credentials secret on the route"), "{body}");
+    assert!(body.contains("a credentials secret on the route pulls as an account"), "{body}");
     assert!(body.ends_with("{\"code\":\"TOOMANYREQUESTS\",\"message\":\"You have reached your unauthenticated pull rate limit.\"}]}"), "{body}");
     // Not the pull-rate limit, and not JSON: the upstream's text as the detail.
     let up = Upstream { body: "Too%20Many%20Requests%0A", ..upstream(Phase::Api, 429, "", "") };
     let Action::Relay { body: Some(body), .. } = step(&request("GET", url), Some(&up)) else { panic!() };
     assert_eq!(
         body,
-        "{\"errors\":[{\"code\":\"TOOMANYREQUESTS\",\"message\":\"the registry is limiting requests from this mirror's address; wait for Retry-After: docker.io\",\"detail\":\"Too Many Requests\\n\"}]}"
+        "{\"errors\":[{\"code\":\"TOOMANYREQUESTS\",\"message\":\"the registry is limiting requests from this mirror's address; retry after Retry-After: docker.io\",\"detail\":\"Too Many Requests\\n\"}]}"
     );
     // The token endpoint's own 429 gets the same treatment.
     let up = Upstream { body: pull, ..upstream(Phase::Token, 429, "", "") };

@@ -186,7 +186,7 @@ LOCAL = [
     ("GET", D, "/v2/a%2Fb/manifests/latest", {}, 400, "NAME_INVALID", "invalid repository name"),
     ("GET", D, "/v2/busybox/manifests/-x", {}, 400, "TAG_INVALID", "invalid tag"),
     ("GET", D, "/v2/busybox/blobs/sha256:abc", {}, 400, "DIGEST_INVALID", "invalid digest"),
-    ("GET", D, "/v1/search?q=x", {}, 404, "UNSUPPORTED", "registry API under /v2/"),
+    ("GET", D, "/v1/search?q=x", {}, 404, "UNSUPPORTED", "not a registry API path"),
     ("GET", D, "/", {}, 401, "UNAUTHORIZED", "authentication required"),
 ]
 
