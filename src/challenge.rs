@@ -10,10 +10,15 @@
 //! one header.
 //!
 //! Writing puts one challenge on each header line with every value quoted and
-//! parameter names as the upstream sent them: the form all common clients
-//! accept (containers/image stops at an empty value; realms must be quoted).
-//! The `scope` of a Bearer challenge is mapped back to the names the client
-//! used (a path prefix, `?ns=`), so it asks the mirror for what it pulls.
+//! parameter names and escapes as the upstream wrote them: the form all
+//! common clients accept (containers/image stops at an empty value; realms
+//! must be quoted). The `scope` of a Bearer challenge is mapped back to the
+//! names the client used (a path prefix, `?ns=`), so it asks the mirror for
+//! what it pulls.
+//!
+//! One walker reads the grammar and reports each part as it goes; the
+//! rewriter writes as it reads (no list of challenges is built at run time),
+//! and [`parse`] collects the parts for tests and callers that want them.
 //!
 //! It does not validate what a realm points at; the realm written is always
 //! the mirror's, built from a checked Host.
@@ -94,39 +99,28 @@ impl<'a> Cursor<'a> {
         self.s.get(start..self.i).unwrap_or("")
     }
     /// `quoted-string = DQUOTE *( qdtext / quoted-pair ) DQUOTE`, cursor on
-    /// the opening quote. Borrows when there is no escape.
-    fn quoted(&mut self) -> Result<Cow<'a, str>, ChallengeError> {
+    /// the opening quote. Returns the text between the quotes as written
+    /// (escapes kept). `qdtext` and `quoted-pair` exclude control bytes
+    /// other than HTAB (RFC 7230 §3.2.6): a line break inside a value would
+    /// split the rewritten header.
+    fn quoted(&mut self) -> Result<&'a str, ChallengeError> {
         self.i += 1;
         let start = self.i;
-        let mut run = start;
-        let mut owned: Option<String> = None;
         loop {
             match self.peek() {
                 None => return Err(ChallengeError::Unterminated),
                 Some(b'"') => {
                     let raw = self.s.get(start..self.i).unwrap_or("");
-                    let tail = self.s.get(run..self.i).unwrap_or("");
                     self.i += 1;
-                    return Ok(match owned {
-                        Some(mut o) => {
-                            o.push_str(tail);
-                            Cow::Owned(o)
-                        }
-                        None => Cow::Borrowed(raw),
-                    });
+                    return Ok(raw);
                 }
-                Some(b) if b < 0x20 && b != b'\t' || b == 0x7f => return Err(ChallengeError::BadParam),
+                Some(b) if ctl(b) => return Err(ChallengeError::BadParam),
                 Some(b'\\') => {
-                    // The escaped byte is kept; the run before it is copied
-                    // whole (a run always ends at an ASCII byte, so it is a
-                    // whole string).
-                    let o = owned.get_or_insert_with(String::new);
-                    o.push_str(self.s.get(run..self.i).unwrap_or(""));
-                    run = self.i + 1;
-                    match self.s.as_bytes().get(run) {
+                    self.i += 1;
+                    match self.peek() {
                         None => return Err(ChallengeError::Unterminated),
-                        Some(&b) if b < 0x20 && b != b'\t' || b == 0x7f => return Err(ChallengeError::BadParam),
-                        Some(_) => self.i += 2,
+                        Some(b) if ctl(b) => return Err(ChallengeError::BadParam),
+                        Some(_) => self.i += 1,
                     }
                 }
                 Some(_) => self.i += 1,
@@ -135,8 +129,23 @@ impl<'a> Cursor<'a> {
     }
 }
 
-/// Parses a `WWW-Authenticate` value (several header lines joined by `, `
-/// are one list).
+fn ctl(b: u8) -> bool {
+    b < 0x20 && b != b'\t' || b == 0x7f
+}
+
+/// A part of a challenge list, as the walker meets it.
+#[derive(Debug, Clone, Copy)]
+pub enum Part<'a> {
+    /// A challenge starts with its auth-scheme.
+    Scheme(&'a str),
+    Token68(&'a str),
+    /// An auth-param: `raw` is the value as written, inside the quotes (with
+    /// its escapes) when quoted, else the token.
+    Param { name: &'a str, raw: &'a str, quoted: bool },
+}
+
+/// Walks a `WWW-Authenticate` value (several header lines joined by `, `
+/// are one list), reporting each part to `f`.
 ///
 /// ```text
 /// WWW-Authenticate = 1#challenge
@@ -148,9 +157,9 @@ impl<'a> Cursor<'a> {
 /// After a comma, a token followed by `=` continues the current challenge's
 /// parameters; a token followed by anything else starts the next challenge.
 /// Leniency: empty list elements (`,,`) are skipped, as RFC 7230 §7 asks.
-pub fn parse(header: &str) -> Result<Vec<Challenge<'_>>, ChallengeError> {
+pub fn walk<'a>(header: &'a str, f: &mut dyn FnMut(Part<'a>)) -> Result<(), ChallengeError> {
     let mut c = Cursor { s: header, i: 0 };
-    let mut out = Vec::new();
+    let mut any = false;
     loop {
         c.skip_ows_commas();
         if c.peek().is_none() {
@@ -160,7 +169,8 @@ pub fn parse(header: &str) -> Result<Vec<Challenge<'_>>, ChallengeError> {
         if scheme.is_empty() {
             return Err(ChallengeError::BadScheme);
         }
-        let mut ch = Challenge { scheme, token68: None, params: Vec::new() };
+        any = true;
+        f(Part::Scheme(scheme));
         c.skip_ows();
         // token68: a run of token68 characters, `=` padding, then the end or a comma.
         let save = c.i;
@@ -168,9 +178,7 @@ pub fn parse(header: &str) -> Result<Vec<Challenge<'_>>, ChallengeError> {
         let pad = c.take_while(|b| b == b'=');
         c.skip_ows();
         if !t.is_empty() && matches!(c.peek(), None | Some(b',')) {
-            let end = save + t.len() + pad.len();
-            ch.token68 = header.get(save..end);
-            out.push(ch);
+            f(Part::Token68(header.get(save..save + t.len() + pad.len()).unwrap_or("")));
             continue;
         }
         c.i = save;
@@ -193,28 +201,64 @@ pub fn parse(header: &str) -> Result<Vec<Challenge<'_>>, ChallengeError> {
             }
             c.i += 1;
             c.skip_ows();
-            let value = match c.peek() {
-                Some(b'"') => c.quoted()?,
-                _ => {
-                    let v = c.take_while(tchar);
-                    if v.is_empty() {
-                        return Err(ChallengeError::BadParam);
-                    }
-                    Cow::Borrowed(v)
-                }
-            };
-            ch.params.push((name, value));
+            let quoted = c.peek() == Some(b'"');
+            let raw = if quoted { c.quoted()? } else { c.take_while(tchar) };
+            if raw.is_empty() && !quoted {
+                return Err(ChallengeError::BadParam);
+            }
+            f(Part::Param { name, raw, quoted });
             c.skip_ows();
             match c.peek() {
                 None | Some(b',') => {}
                 Some(_) => return Err(ChallengeError::BadParam),
             }
         }
-        out.push(ch);
     }
-    if out.is_empty() {
+    if !any {
         return Err(ChallengeError::Empty);
     }
+    Ok(())
+}
+
+/// A quoted value's text with its escapes removed (a token as it is).
+pub fn unescape(raw: &str) -> Cow<'_, str> {
+    if !crate::has(raw, b'\\') {
+        return Cow::Borrowed(raw);
+    }
+    let mut out = String::with_capacity(raw.len());
+    let mut run = 0;
+    let b = raw.as_bytes();
+    let mut i = 0;
+    while let Some(&x) = b.get(i) {
+        if x == b'\\' {
+            // Everything before the backslash, then the escaped byte starts
+            // the next run (a run always starts and ends at ASCII bytes).
+            out.push_str(raw.get(run..i).unwrap_or(""));
+            run = i + 1;
+            i += 1;
+        }
+        i += 1;
+    }
+    out.push_str(raw.get(run..).unwrap_or(""));
+    Cow::Owned(out)
+}
+
+/// Parses a `WWW-Authenticate` value into its challenges, values unescaped.
+pub fn parse(header: &str) -> Result<Vec<Challenge<'_>>, ChallengeError> {
+    let mut out: Vec<Challenge<'_>> = Vec::new();
+    walk(header, &mut |part| match part {
+        Part::Scheme(scheme) => out.push(Challenge { scheme, token68: None, params: Vec::new() }),
+        Part::Token68(t) => {
+            if let Some(c) = out.last_mut() {
+                c.token68 = Some(t);
+            }
+        }
+        Part::Param { name, raw, quoted } => {
+            if let Some(c) = out.last_mut() {
+                c.params.push((name, if quoted { unescape(raw) } else { Cow::Borrowed(raw) }));
+            }
+        }
+    })?;
     Ok(out)
 }
 
@@ -244,56 +288,69 @@ fn write_quoted(v: &str, out: &mut String) {
     out.put(b'"');
 }
 
-/// Writes one challenge; with `realm`, a Bearer challenge's realm is
-/// replaced, and with `scope`, its scope value is passed through it.
-pub fn write(ch: &Challenge<'_>, realm: Option<&str>, scope: Option<&dyn Fn(&str, &mut String)>, out: &mut String) {
-    out.push_str(ch.scheme);
-    if let Some(t) = ch.token68 {
-        out.put(b' ');
-        out.push_str(t);
-        return;
-    }
-    let bearer = ch.is_bearer();
-    for (i, (name, value)) in ch.params.iter().enumerate() {
-        out.put(if i == 0 { b' ' } else { b',' });
-        out.push_str(name);
-        out.put(b'=');
-        let mut mapped = String::new();
-        let v = match (bearer, realm, scope) {
-            (true, Some(r), _) if name.eq_ignore_ascii_case("realm") => r,
-            (true, _, Some(f)) if name.eq_ignore_ascii_case("scope") => {
-                f(value, &mut mapped);
-                &mapped
-            }
-            _ => value.as_ref(),
-        };
-        write_quoted(v, out);
-    }
-}
-
 /// Rewrites an upstream's challenges for the client: each Bearer realm becomes
 /// `realm` and each Bearer scope goes through `scope` (the client's names for
-/// the repositories); everything else is kept. One challenge per line (one
-/// header line each), separated by `\n`.
+/// the repositories); everything else is kept as written. One challenge per
+/// line (one header line each), separated by `\n`.
 pub fn rewrite(header: &str, realm: &str, scope: &dyn Fn(&str, &mut String)) -> Result<String, ChallengeError> {
-    let list = parse(header)?;
     let mut out = String::with_capacity(header.len() + realm.len() + 8);
-    for (i, ch) in list.iter().enumerate() {
-        if ch.is_bearer() && ch.param("realm").is_none() {
-            return Err(ChallengeError::NoRealm);
+    // (a Bearer challenge is open, it has named a realm, params so far)
+    let (mut bearer, mut has_realm, mut params) = (false, true, 0);
+    let mut missing = false;
+    walk(header, &mut |part| match part {
+        Part::Scheme(s) => {
+            missing |= bearer && !has_realm;
+            if !out.is_empty() {
+                out.put(b'\n');
+            }
+            out.push_str(s);
+            bearer = s.eq_ignore_ascii_case("bearer");
+            has_realm = false;
+            params = 0;
         }
-        if i > 0 {
-            out.put(b'\n');
+        Part::Token68(t) => {
+            out.put(b' ');
+            out.push_str(t);
         }
-        write(ch, Some(realm), Some(scope), &mut out);
+        Part::Param { name, raw, quoted } => {
+            out.put(if params == 0 { b' ' } else { b',' });
+            params += 1;
+            out.push_str(name);
+            out.put(b'=');
+            if bearer && name.eq_ignore_ascii_case("realm") {
+                has_realm = true;
+                write_quoted(realm, &mut out);
+            } else if bearer && name.eq_ignore_ascii_case("scope") {
+                let mut mapped = String::new();
+                scope(&if quoted { unescape(raw) } else { Cow::Borrowed(raw) }, &mut mapped);
+                write_quoted(&mapped, &mut out);
+            } else {
+                // A quoted value as written (its escapes are already right);
+                // a token has nothing to escape.
+                out.put(b'"');
+                out.push_str(raw);
+                out.put(b'"');
+            }
+        }
+    })?;
+    if missing || (bearer && !has_realm) {
+        return Err(ChallengeError::NoRealm);
     }
     Ok(out)
 }
 
 /// The realm of the first Bearer challenge, as the upstream wrote it.
 pub fn bearer_realm(header: &str) -> Option<String> {
-    let list = parse(header).ok()?;
-    list.iter().find(|c| c.is_bearer()).and_then(|c| c.param("realm")).map(str::to_string)
+    let (mut bearer, mut found) = (false, None);
+    walk(header, &mut |part| match part {
+        Part::Scheme(s) => bearer = s.eq_ignore_ascii_case("bearer"),
+        Part::Param { name, raw, quoted } if bearer && found.is_none() && name.eq_ignore_ascii_case("realm") => {
+            found = Some(if quoted { unescape(raw).into_owned() } else { raw.to_string() });
+        }
+        _ => {}
+    })
+    .ok()?;
+    found
 }
 
 /// Writes the mirror's own challenge: `Bearer realm="...",service="..."`.
