@@ -54,6 +54,7 @@ pub(crate) fn split_at_byte(s: &str, b: u8) -> Option<(&str, &str)> {
 
 /// Whether `s` holds the byte `b` (a plain scan; `<[u8]>::contains` brings
 /// a word-at-a-time memchr).
+#[allow(clippy::manual_contains)]
 pub(crate) fn has(s: &str, b: u8) -> bool {
     s.as_bytes().iter().any(|&x| x == b)
 }
@@ -129,6 +130,14 @@ pub(crate) fn strip_prefix_then<'a>(s: &'a str, prefix: &str, sep: u8) -> Option
     }
 }
 
-#[cfg(target_arch = "wasm32")]
+#[cfg(all(target_arch = "wasm32", not(feature = "wee_alloc")))]
+mod alloc;
+
+#[cfg(all(target_arch = "wasm32", not(feature = "wee_alloc")))]
+#[global_allocator]
+static ALLOC: alloc::Bump = alloc::Bump::new();
+
+/// Size measurement only (`--features wee_alloc`, size-report.md).
+#[cfg(all(target_arch = "wasm32", feature = "wee_alloc"))]
 #[global_allocator]
 static ALLOC: wee_alloc::WeeAlloc = wee_alloc::WeeAlloc::INIT;

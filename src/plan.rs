@@ -501,7 +501,7 @@ fn api_answer(route: &Route, realm: &str, base: &str, ns: Option<&str>, prefixed
             Ok(loc) => loc,
             Err(e) => return failed(route.upstream, up, Some(e.as_str())),
         };
-        let location = match loc.strip_prefix(route.upstream).and_then(|r| split_url(&loc).map(|u| (r, u))) {
+        let location = match loc.strip_prefix(route.upstream).zip(split_url(&loc)) {
             Some((rest, (_, _, path, query))) if rest.starts_with("/v2/") => back_to_mirror(route, base, path, query, ns, prefixed),
             _ => None,
         };

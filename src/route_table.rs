@@ -420,7 +420,7 @@ fn validate(r: &RawRoute, domain: Option<&(String, usize)>) -> Result<RouteSpec,
 /// sends it in `ns` (`docker.io`, `ghcr.io`, `localhost:5000`).
 fn registry_name(v: &str, line: usize) -> Result<String, TableError> {
     let (host, port) = v.rsplit_once(':').map_or((v, None), |(h, p)| (h, Some(p)));
-    let port_ok = port.map_or(true, |p| !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()));
+    let port_ok = port.is_none_or(|p| !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()));
     match host_name(host, None, line) {
         Ok(h) if port_ok && !v.ends_with('.') => Ok(match port {
             Some(p) => format!("{}:{}", h, p),
