@@ -72,13 +72,25 @@ pub fn by_host(host: &str) -> Option<&'static Route> {
 
 /// The route for repository `name` on `host`, and the name with the route's
 /// prefix removed (`None` when no prefix was used).
+///
+/// On a host several routes share, a name whose first component looks like
+/// a registry (it has a `.` or `:`, or is `localhost`, as in Docker's
+/// reference grammar) but is no route's prefix names a registry this mirror
+/// does not serve: `None`, rather than the default route's upstream asked
+/// for a repository it cannot have (Docker Hub namespaces have no dots).
 pub fn by_name<'a>(host: &str, name: &'a str) -> Option<(&'static Route, Option<&'a str>)> {
     if USES_PREFIX {
         let host = host.strip_suffix(".").unwrap_or(host);
+        let mut shared = 0;
         for r in ROUTES.iter().filter(|r| serves(r, host)) {
             if let Some(rest) = r.prefix.and_then(|p| crate::strip_prefix_then(name, p, b'/')) {
                 return Some((r, Some(rest)));
             }
+            shared += 1;
+        }
+        let first = crate::before(name, b'/');
+        if shared > 1 && name.len() > first.len() && (crate::has(first, b'.') || crate::has(first, b':') || first == "localhost") {
+            return None;
         }
     }
     by_host(host).map(|r| (r, None))

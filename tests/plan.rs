@@ -109,13 +109,17 @@ fn one_host_for_every_registry_by_prefix_ns_or_default() {
         (format!("{M}/v2/library/busybox/manifests/1?ns=docker.io"), "https://registry-1.docker.io/v2/library/busybox/manifests/1?ns=docker.io"),
         ("https://docker.mirror.example.com/v2/pause/manifests/3.9?ns=registry.k8s.io".into(), "https://registry.k8s.io/v2/pause/manifests/3.9?ns=registry.k8s.io"),
         (format!("{M}/v2/?ns=quay.io"), "https://quay.io/v2/?ns=quay.io"),
-        // A name that only looks like a prefix of another route stays on the host's route.
+        // On a host of its own a route takes any name, dotted first components included.
         ("https://ghcr.mirror.example.com/v2/quay.io/x/manifests/1".into(), "https://ghcr.io/v2/quay.io/x/manifests/1"),
     ];
     for (url, want) in cases {
         let a = step(&Request { authorization: true, ..request("GET", &url) }, None);
         assert_eq!(forwarded(&a).0, want, "{url}");
     }
+    // A prefix no route has, on the shared host: 404 naming the name.
+    let a = req("GET", &format!("{M}/v2/nope.io/x/manifests/1"));
+    assert_eq!(answered(&a), (404, "NAME_UNKNOWN".into()));
+    assert!(message(&a).ends_with(": nope.io/x"), "{}", message(&a));
     // An ns that no route names: 404 naming it, never a subrequest.
     for ns in ["evil.example", "127.0.0.66:15066", "docker.io.evil"] {
         let url = format!("{M}/v2/library/busybox/manifests/1?ns={ns}");
@@ -129,7 +133,12 @@ fn one_host_for_every_registry_by_prefix_ns_or_default() {
     assert_eq!(by_host("GHCR.mirror.example.com.").map(|r| r.name), Some("ghcr"));
     assert_eq!(by_host("unknown.example").map(|r| r.name), Some("docker"));
     assert_eq!(by_name("mirror.example.com", "ghcr.io/a/b").map(|(r, n)| (r.name, n)), Some(("ghcr", Some("a/b"))));
-    assert_eq!(by_name("mirror.example.com", "ghcr.iox/a").map(|(r, n)| (r.name, n)), Some(("docker", None)));
+    // A registry-like first component that is no route's prefix, on the shared host: no route.
+    assert_eq!(by_name("mirror.example.com", "ghcr.iox/a").map(|(r, n)| (r.name, n)), None);
+    assert_eq!(by_name("mirror.example.com", "localhost/a").map(|(r, n)| (r.name, n)), None);
+    assert_eq!(by_name("mirror.example.com", "team/app").map(|(r, n)| (r.name, n)), Some(("docker", None)));
+    // On a host of one route, names are that route's (gcr.io/google.com/... exists).
+    assert_eq!(by_name("gcr.mirror.example.com", "google.com/cloudsdktool/cloud-sdk").map(|(r, n)| (r.name, n)), Some(("gcr", None)));
     assert_eq!(by_registry("GHCR.IO").map(|r| r.name), Some("ghcr"));
     assert_eq!(by_registry("registry-1.docker.io"), None);
 }
