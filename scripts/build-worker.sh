@@ -16,9 +16,11 @@ target=target/wasm32-unknown-unknown/release
 
 # Size levers (size-report.md measures each): std built from source with
 # panics that abort at once (no formatting or unwinding code), a 64 KiB
-# stack instead of 1 MiB (initial linear memory 2 pages), and paths in the
-# wasm that do not depend on where the clone or cargo home is.
-export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS="--remap-path-prefix=$PWD=. --remap-path-prefix=${CARGO_HOME:-$HOME/.cargo}=cargo --remap-path-prefix=$(rustc --print sysroot)=sysroot -Zunstable-options -Cpanic=immediate-abort -Clink-arg=-zstack-size=65536 ${WORKER_RUSTFLAGS:-}"
+# stack instead of 1 MiB (initial linear memory 2 pages), no reference types
+# (nothing but numbers crosses the boundary, so wasm-bindgen needs no
+# externref table and the module imports nothing), and paths in the wasm
+# that do not depend on where the clone or cargo home is.
+export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS="--remap-path-prefix=$PWD=. --remap-path-prefix=${CARGO_HOME:-$HOME/.cargo}=cargo --remap-path-prefix=$(rustc --print sysroot)=sysroot -Zunstable-options -Cpanic=immediate-abort -Clink-arg=-zstack-size=65536 -Ctarget-feature=-reference-types ${WORKER_RUSTFLAGS:-}"
 messages=$(cargo build --release --lib --target wasm32-unknown-unknown -Zbuild-std=std,panic_abort \
   --message-format=json-render-diagnostics "$@")
 # build.rs writes the browser page next to the generated table.

@@ -190,11 +190,15 @@ pub fn tag(t: &str) -> Result<(), PathError> {
 /// to lower-case hex: sha256 (64), sha384 (96), sha512 (128).
 pub fn digest(d: &str) -> Result<(), PathError> {
     let (alg, enc) = crate::split_at_byte(d, b':').ok_or(PathError::DigestInvalid)?;
-    let alg_ok = !alg.is_empty()
-        && alg.bytes().all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'+' | b'.' | b'_' | b'-'))
-        && alg.as_bytes().windows(2).all(|w| w.iter().any(|b| b.is_ascii_alphanumeric()))
-        && alg.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
-        && alg.bytes().last().is_some_and(|b| b.is_ascii_alphanumeric());
+    // One pass: components of [a-z0-9] joined by single separators.
+    let mut after_sep = true;
+    let mut alg_ok = true;
+    for b in alg.bytes() {
+        let sep = matches!(b, b'+' | b'.' | b'_' | b'-');
+        alg_ok &= if sep { !after_sep } else { matches!(b, b'a'..=b'z' | b'0'..=b'9') };
+        after_sep = sep;
+    }
+    alg_ok &= !after_sep;
     let enc_ok = !enc.is_empty() && enc.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'=' | b'_' | b'-'));
     let hex_len = match alg {
         "sha256" => 64,

@@ -273,10 +273,10 @@ fn failed(subject: &str, up: &Upstream<'_>, message: Option<&str>) -> Action {
 fn rate_limited(route: &Route, up: &Upstream<'_>) -> Action {
     let text = percent_decode(up.body, true).unwrap_or_default();
     let pull_limit = text.as_bytes().windows(15).any(|w| w.eq_ignore_ascii_case(b"pull rate limit"));
-    let message = match (pull_limit, route.credentials.is_some()) {
-        (true, false) => "the registry's pull rate limit for anonymous pulls from this mirror's address was reached; a credentials secret on the route pulls as an account (README)",
-        (true, true) => "the registry's pull rate limit for the account in the route's credentials secret was reached",
-        (false, _) => "the registry is limiting requests from this mirror's address; retry after Retry-After",
+    let message = if pull_limit {
+        "the registry's pull rate limit for this mirror (its address, or the account in the route's credentials secret) was reached; a credentials secret, of a paid account, lifts it (README)"
+    } else {
+        "the registry is limiting requests from this mirror's address; retry after Retry-After"
     };
     let mut body = String::with_capacity(text.len() + 320);
     body.push_str("{\"errors\":[{\"code\":\"TOOMANYREQUESTS\",\"message\":\"");

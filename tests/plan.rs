@@ -182,8 +182,8 @@ fn upstream_429_says_which_limit_and_keeps_the_upstreams_body() {
     let pull = "%7B%22errors%22%3A%5B%7B%22code%22%3A%22TOOMANYREQUESTS%22%2C%22message%22%3A%22You%20have%20reached%20your%20unauthenticated%20pull%20rate%20limit.%22%7D%5D%7D";
     let up = Upstream { body: pull, ..upstream(Phase::Api, 429, "", "") };
     let Action::Relay { body: Some(body), challenges: None, location: None } = step(&request("GET", url), Some(&up)) else { panic!() };
-    assert!(body.starts_with("{\"errors\":[{\"code\":\"TOOMANYREQUESTS\",\"message\":\"the registry's pull rate limit for anonymous pulls"), "{body}");
-    assert!(body.contains("a credentials secret on the route pulls as an account"), "{body}");
+    assert!(body.starts_with("{\"errors\":[{\"code\":\"TOOMANYREQUESTS\",\"message\":\"the registry's pull rate limit for this mirror"), "{body}");
+    assert!(body.contains("a credentials secret, of a paid account, lifts it"), "{body}");
     assert!(body.ends_with("{\"code\":\"TOOMANYREQUESTS\",\"message\":\"You have reached your unauthenticated pull rate limit.\"}]}"), "{body}");
     // Not the pull-rate limit, and not JSON: the upstream's text as the detail.
     let up = Upstream { body: "Too%20Many%20Requests%0A", ..upstream(Phase::Api, 429, "", "") };
