@@ -873,13 +873,18 @@ fn html_escape(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
-/// The host a route is reached on without a prefix (its route without a
-/// prefix, or its only route), and with one.
-fn unprefixed_host<'a>(table: &'a Table, r: &'a RouteSpec) -> Option<&'a str> {
-    r.hosts.iter().map(String::as_str).find(|h| {
-        let on_host: Vec<&RouteSpec> = table.routes.iter().filter(|o| o.hosts.iter().any(|x| x == h)).collect();
-        r.prefix.is_none() || on_host.len() == 1 || (r.default && !on_host.iter().any(|o| o.prefix.is_none()))
-    })
+/// The hosts a route is reached on without a prefix: where it has none, is
+/// the host's only route, or is the default on a host whose routes all have
+/// prefixes (the worker's `routes::by_host`).
+fn unprefixed_hosts<'a>(table: &'a Table, r: &'a RouteSpec) -> Vec<&'a str> {
+    r.hosts
+        .iter()
+        .map(String::as_str)
+        .filter(|h| {
+            let on_host: Vec<&RouteSpec> = table.routes.iter().filter(|o| o.hosts.iter().any(|x| x == h)).collect();
+            r.prefix.is_none() || on_host.len() == 1 || (r.default && !on_host.iter().any(|o| o.prefix.is_none()))
+        })
+        .collect()
 }
 
 /// The page a browser gets for `GET /`: for the table's own host names, the
@@ -894,11 +899,9 @@ pub fn index_html(table: &Table) -> String {
     let mut daemon = None;
     for r in &table.routes {
         let example = if r.library { "busybox" } else { "OWNER/IMAGE" };
-        let plain = unprefixed_host(table, r);
-        let mut refs = Vec::new();
-        if let Some(h) = plain {
-            refs.push(format!("{}/{}", h, example));
-        }
+        let plains = unprefixed_hosts(table, r);
+        let plain = plains.first().copied();
+        let mut refs: Vec<String> = plains.iter().map(|h| format!("{}/{}", h, example)).collect();
         if let Some(p) = &r.prefix {
             refs.extend(r.hosts.iter().take(1).map(|h| format!("{}/{}/{}", h, p, example)));
         }

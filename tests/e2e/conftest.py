@@ -43,7 +43,13 @@ REGISTRY = "127.0.0.1:15000"
 FRONT = "127.0.0.2:15001"
 TOKEN = "127.0.0.3:15002"
 CDN = "127.0.0.4:15003"
-MIRROR_HOSTS = ["docker.mirror.test", "ghcr.mirror.test", "pass.mirror.test", "down.mirror.test"]
+MIRROR_HOSTS = ["mirror.test", "docker.mirror.test", "ghcr.mirror.test", "pass.mirror.test", "down.mirror.test",
+                "private.mirror.test", "unset.mirror.test", "repo.mirror.test"]
+# The Worker secret of the private route, as wrangler dev reads secrets (a
+# .dev.vars file): alice's upstream account. No response or log line may
+# carry it.
+SECRET_NAME = "PRIVATE_CREDENTIALS"
+SECRET_VALUE = "alice:wonderland"
 
 IMAGES = {
     # ref in the registry: (layers, layer bytes)
@@ -144,6 +150,18 @@ class Stack:
     def marks(self):
         return {s: len(self.log(s)) for s in ("front", "token", "cdn")}
 
+    def worker_log(self):
+        """The worker's request log lines (JSON, one per request) so far."""
+        out = []
+        for line in self.wrangler.output().splitlines():
+            i = line.find('{"route":')
+            if i >= 0:
+                try:
+                    out.append(json.loads(line[i:]))
+                except ValueError:
+                    pass
+        return out
+
     def since(self, marks):
         return {s: self.log(s)[n:] for s, n in marks.items()}
 
@@ -210,18 +228,26 @@ auth:
 
     env = dict(os.environ, ROUTES="tests/e2e/routes.e2e.toml", WRANGLER_SEND_METRICS="false", CI="true",
                NO_UPDATE_NOTIFIER="1", XDG_CONFIG_HOME=os.path.join(workdir, "xdg"))
+    dev_vars = os.path.join(workdir, ".dev.vars")
+    with open(dev_vars, "w") as f:
+        f.write(f"{SECRET_NAME}={SECRET_VALUE}\n")
     wr = st.start("wrangler", [os.path.join(ROOT, "node_modules/.bin/wrangler"), "dev", "--ip", MIRROR_IP,
-                               "--port", str(MIRROR_PORT), "--log-level", "info"], env=env)
+                               "--port", str(MIRROR_PORT), "--log-level", "info", "--env-file", dev_vars], env=env)
+    st.wrangler = wr
     wait_for("wrangler dev", lambda: "Ready on" in wr.output() and port_open(f"{MIRROR_IP}:{MIRROR_PORT}"), 900, wr)
 
     dd = os.path.join(workdir, "dockerd")
     os.makedirs(os.path.join(dd, "data"))
     os.makedirs(os.path.join(dd, "exec"))
+    # daemon.json as the README has it: Docker Hub pulls go through the
+    # shared mirror host (plain http here, so it is also an insecure registry).
+    daemon_json = os.path.join(dd, "daemon.json")
+    with open(daemon_json, "w") as f:
+        json.dump({"registry-mirrors": ["http://mirror.test"], "insecure-registries": MIRROR_HOSTS}, f)
     dockerd = st.start("dockerd", in_ns(st.hosts, [
-        "dockerd", "--data-root", os.path.join(dd, "data"), "--exec-root", os.path.join(dd, "exec"),
+        "dockerd", "--config-file", daemon_json, "--data-root", os.path.join(dd, "data"), "--exec-root", os.path.join(dd, "exec"),
         "-H", f"unix://{st.docker_sock}", "--pidfile", os.path.join(dd, "docker.pid"),
-        "--storage-driver=vfs", "--iptables=false", "--ip-forward=false", "--bridge=none",
-        *sum((["--insecure-registry", h] for h in MIRROR_HOSTS), [])]))
+        "--storage-driver=vfs", "--iptables=false", "--ip-forward=false", "--bridge=none"]))
     wait_for("dockerd", lambda: st.docker("version", "--format", "{{.Server.Version}}", timeout=10).returncode == 0, 60, dockerd)
 
     cd = os.path.join(workdir, "containerd")
@@ -285,6 +311,8 @@ class Tap:
                                   stdout=subprocess.DEVNULL, stderr=self.err, start_new_session=True)
         wait_for("tshark", lambda: "Capture started" in open(self.pcap + ".log").read(), 30)
         self.responses, self.requests = [], []
+        # Every byte the worker sent to clients.
+        self.raw = b""
 
     def stop(self):
         time.sleep(0.5)
@@ -304,12 +332,53 @@ class Tap:
         for (stream, from_server), segs in streams.items():
             data = b"".join(segs[k] for k in sorted(segs))
             if from_server:
+                self.raw += data
                 for m in STATUS_RE.finditer(data):
                     self.responses.append((int(m.group(1)), _headers(m.group(2))))
             else:
                 for m in REQUEST_RE.finditer(data):
                     self.requests.append((m.group(1).decode(), m.group(2).decode(), _headers(m.group(3))))
         return self
+
+
+class Canary:
+    """Accepts and records any connection on an address no route names."""
+
+    ADDR = ("127.0.0.66", 15066)
+
+    def __init__(self):
+        import threading
+
+        self.hits = []
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(self.ADDR)
+        self.sock.listen(16)
+        self.sock.settimeout(0.2)
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def run(self):
+        while not self.stop.is_set():
+            try:
+                conn, addr = self.sock.accept()
+            except OSError:
+                continue
+            self.hits.append(addr)
+            conn.close()
+
+    def close(self):
+        self.stop.set()
+        self.thread.join(2)
+        self.sock.close()
+
+
+@pytest.fixture(scope="session")
+def canary():
+    c = Canary()
+    yield c
+    c.close()
 
 
 @pytest.fixture

@@ -227,7 +227,13 @@ FRONT_FAULTS = {
     "fault/hang": "never answer",
     "fault/short": "cut the body short",
     "fault/cookie": "answer 200 with Set-Cookie",
+    "fault/ratelimit": "answer 429 as Docker Hub's pull rate limit does",
+    "fault/abuse": "answer 429 as a per-address limit does (plain text)",
 }
+
+# Docker Hub's pull-rate-limit answer (its documented body and headers).
+PULL_LIMIT_BODY = ('{"errors":[{"code":"TOOMANYREQUESTS","message":"You have reached your unauthenticated pull rate limit. '
+                   'https://www.docker.com/increase-rate-limit"}]}')
 
 
 def front_handler(registry, cdn, log):
@@ -269,6 +275,12 @@ def front_handler(registry, cdn, log):
                 except OSError:
                     pass
                 return None
+            if name == "fault/ratelimit":
+                return self.send_body(429, PULL_LIMIT_BODY, headers=[
+                    ("Retry-After", "21600"), ("RateLimit-Limit", "100;w=21600"), ("RateLimit-Remaining", "0;w=21600"),
+                    ("Docker-RateLimit-Source", "127.0.0.10")])
+            if name == "fault/abuse":
+                return self.send_body(429, "Too Many Requests\n", ctype="text/plain", headers=[("Retry-After", "30")])
             if name == "fault/cookie":
                 return self.send_body(200, '{"ok":true}', headers=[("Set-Cookie", "upstream-session=secret; Path=/")])
             return None

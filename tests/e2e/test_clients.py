@@ -10,6 +10,7 @@ upstream subrequests the client's requests cost.
 import hashlib
 import os
 import re
+import urllib.parse
 
 import pytest
 
@@ -19,9 +20,23 @@ D = "docker.mirror.test"
 G = "ghcr.mirror.test"
 P = "pass.mirror.test"
 
-# Token endpoint requests on routes whose realm is not in the table cost a
-# discovery GET of the upstream's /v2/ first.
+# Token endpoint requests on routes whose realm is not in the table (ghcr's)
+# cost a discovery GET of the upstream's /v2/ first.
 DISCOVERING_ROUTES = {G}
+
+
+def discovers(host, target):
+    """Whether a client request reaches the ghcr route (no table realm): by
+    its host, its /token/<registry> path, ns, or on the shared host the
+    ghcr.io prefix of its path or of its token scopes."""
+    path, _, query = target.partition("?")
+    params = urllib.parse.parse_qs(query)
+    if host in DISCOVERING_ROUTES or path == "/token/ghcr.io" or params.get("ns") == ["ghcr.io"]:
+        return True
+    if host == "mirror.test":
+        scopes = " ".join(params.get("scope", []))
+        return path.startswith("/v2/ghcr.io/") or (path == "/token" and "repository:ghcr.io/" in scopes)
+    return False
 
 
 def header(headers, name):
@@ -41,7 +56,7 @@ def assert_mirror_only(tap, allow_redirects=False):
             if not value.lower().startswith("bearer "):
                 continue
             m = re.search(r'realm="([^"]*)"', value)
-            host = m and re.match(r"^http://([^/:]+)/token$", m.group(1))
+            host = m and re.match(r"^http://([^/:]+)/token(/[a-z0-9.:-]+)?$", m.group(1))
             assert host and host.group(1) in MIRROR_HOSTS, f"realm outside the mirror: {value}"
             realms += 1
         if not allow_redirects:
@@ -58,11 +73,11 @@ def expected_upstream(requests):
         host = (header(headers, "host") or [""])[0].split(":")[0]
         path = target.split("?")[0]
         authed = bool(header(headers, "authorization"))
-        if path == "/token":
+        if path == "/token" or path.startswith("/token/"):
             token += 1
-            front += host in DISCOVERING_ROUTES
+            front += discovers(host, target)
         elif path in ("/v2/", "/v2"):
-            front += authed or host in DISCOVERING_ROUTES
+            front += authed or discovers(host, target)
         elif re.match(r"^/v2/.+/blobs/sha256:[0-9a-f]{64}$", path):
             front += 1
             # One CDN fetch per blob: the worker's, or on the pass route the

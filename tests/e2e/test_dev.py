@@ -25,6 +25,7 @@ import select
 import socket
 import ssl
 import threading
+import tomllib
 
 import pytest
 
@@ -36,7 +37,22 @@ PROXY = ("127.0.0.44", 3128)
 ROUTES = "tests/e2e/routes.e2e.toml"
 D = f"docker.mirror.test:{DEV_PORT}"     # the README's way: name mapped to the dev server's address
 G = f"ghcr.mirror.test:{DEV_PORT}"       # "remote": resolves outside 127.0.0.0/8, reached through the proxy
-TABLE_HOSTS = ["docker.mirror.test", "ghcr.mirror.test", "pass.mirror.test", "down.mirror.test"]
+
+
+def table_hosts():
+    """The table's host names in order, {domain} expanded, each once."""
+    with open(os.path.join(devstack.ROOT, ROUTES), "rb") as f:
+        t = tomllib.load(f)
+    out = []
+    for route in t["routes"].values():
+        for h in route["hosts"]:
+            h = h.replace("{domain}", t.get("domain", ""))
+            if h not in out:
+                out.append(h)
+    return out
+
+
+TABLE_HOSTS = table_hosts()
 
 
 @pytest.fixture(scope="module")

@@ -13,48 +13,12 @@ import threading
 
 import pytest
 
-from conftest import MIRROR_HOSTS, MIRROR_IP, MIRROR_PORT
+from conftest import MIRROR_HOSTS, MIRROR_IP, MIRROR_PORT, Canary
 
 D = "docker.mirror.test"
-CANARY = ("127.0.0.66", 15066)
+CANARY = Canary.ADDR
 LONG_NAME = "a" * 256
 DIGEST = "sha256:" + "0" * 64
-
-
-class Canary:
-    """Accepts and records any connection on an address no route names."""
-
-    def __init__(self):
-        self.hits = []
-        self.sock = socket.socket()
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(CANARY)
-        self.sock.listen(16)
-        self.sock.settimeout(0.2)
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self.run, daemon=True)
-        self.thread.start()
-
-    def run(self):
-        while not self.stop.is_set():
-            try:
-                conn, addr = self.sock.accept()
-            except OSError:
-                continue
-            self.hits.append(addr)
-            conn.close()
-
-    def close(self):
-        self.stop.set()
-        self.thread.join(2)
-        self.sock.close()
-
-
-@pytest.fixture(scope="module")
-def canary():
-    c = Canary()
-    yield c
-    c.close()
 
 
 def raw(data, timeout=30):
@@ -138,14 +102,20 @@ ROWS = [
     ("scopes-65", req("GET", tok(65)), 400, "UNSUPPORTED"),
     ("scope-other-registry", req("GET", tok(1, "repository:127.0.0.66:15066/x:pull")), 200, None),
     ("scope-bad-escape", req("GET", "/token?scope=%zz"), 400, "UNSUPPORTED"),
-    ("ns-other-registry", req("GET", "/v2/busybox/manifests/latest?ns=127.0.0.66:15066"), 401, "UNAUTHORIZED"),
+    # ns picks among the table's routes only: a host no route names is 404.
+    ("ns-other-registry", req("GET", "/v2/busybox/manifests/latest?ns=127.0.0.66:15066"), 404, "NAME_UNKNOWN"),
+    ("ns-other-registry-token", req("GET", "/token/127.0.0.66:15066?scope=repository:x/y:pull"), 404, "NAME_UNKNOWN"),
+    ("prefix-other-registry", req("GET", "/v2/127.0.0.66:15066/x/manifests/latest", host="mirror.test"), 404, "NAME_UNKNOWN"),
+    ("scope-prefix-other-registry", req("GET", "/token?scope=repository:127.0.0.66:15066/x:pull", host="mirror.test"), 200, None),
     ("url-param-other-host", req("GET", "/v2/?url=http://127.0.0.66:15066/&host=127.0.0.66:15066", extra=b"Authorization: Bearer x\r\n"), 401, "UNAUTHORIZED"),
     ("absolute-uri", req("GET", "http://127.0.0.66:15066/v2/"), 500, None),
     ("absolute-uri-mirror", req("GET", "http://docker.mirror.test/v2/"), 500, None),
-    ("unknown-host", req("GET", "/v2/", host="127.0.0.66:15066"), 404, "NAME_UNKNOWN"),
-    ("unknown-host-name", req("GET", "/v2/", host="registry-1.docker.io"), 404, "NAME_UNKNOWN"),
-    ("host-ipv6", req("GET", "/v2/", host="[::1]"), 404, "NAME_UNKNOWN"),
-    ("host-underscore", req("GET", "/v2/", host="_x.mirror.test"), 404, "NAME_UNKNOWN"),
+    # Hosts no route names are the default route's (Docker Hub's here): its
+    # challenge names the host the client addressed, nothing else.
+    ("unknown-host", req("GET", "/v2/", host="127.0.0.66:15066"), 401, "UNAUTHORIZED"),
+    ("unknown-host-name", req("GET", "/v2/", host="registry-1.docker.io"), 401, "UNAUTHORIZED"),
+    ("host-ipv6", req("GET", "/v2/", host="[::1]"), 401, "UNAUTHORIZED"),
+    ("host-underscore", req("GET", "/v2/", host="_x.mirror.test"), 401, "UNAUTHORIZED"),
     ("host-quote", req("GET", "/v2/", host='docker.mirror.test"x'), 500, None),
     ("host-comma", req("GET", "/v2/", host="docker.mirror.test,evil"), 500, None),
     ("host-at", req("GET", "/v2/", host="evil@docker.mirror.test"), 500, None),
@@ -179,11 +149,16 @@ def test_hostile_request(stack, canary, name, data, status, code):
         assert len(message) > 20, message
     if got >= 500:
         assert not ours, f"{name}: a 5xx from the worker"
+    # The Host this request named: a realm may point back at it (the default
+    # route serves hosts the table does not name), at nothing else.
+    host = re.search(rb"\r\nHost: ([^\r]*)\r\n", data)
+    asked = host.group(1).decode("latin-1").lower().rstrip(".") if host else ""
     for k, v in headers:
         if k.lower() == "www-authenticate" and v.lower().startswith("bearer"):
-            m = re.search(r'realm="http://([^/"]+)/token"', v)
-            assert m and m.group(1) in MIRROR_HOSTS, (name, v)
-        assert "127.0.0.66" not in v, (name, k, v)
+            m = re.search(r'realm="http://([^/"]+)/token(/[^"/]+)?"', v)
+            assert m and (m.group(1) in MIRROR_HOSTS or m.group(1) == asked), (name, v)
+        elif k.lower() != "www-authenticate":
+            assert "127.0.0.66" not in v, (name, k, v)
     assert not canary.hits, f"{name}: the worker contacted a host outside the table"
     if code is not None and got in (400, 404, 405, 414):
         assert stack.since(marks) == {"front": [], "token": [], "cdn": []}, f"{name}: refused locally, yet upstream was asked"
