@@ -141,7 +141,10 @@ def test_printed_instructions_name_the_ca_and_each_client(dev):
     assert f"for h in {hosts}; do sudo install -D -m 644 {dev.ca} /etc/docker/certs.d/$h/ca.crt; done" in out
     assert f"for h in {hosts}; do sudo install -D -m 644 {dev.ca} /etc/containers/certs.d/$h/ca.crt; done" in out
     assert f"--src-cert-dir {dev.tls_dir}" in out
-    assert f'# /etc/containerd/certs.d/{D}/hosts.toml' in out
+    # containerd's hosts.toml, shown for the table's first host.
+    first = f"{TABLE_HOSTS[0]}:{DEV_PORT}"
+    assert f"# /etc/containerd/certs.d/{first}/hosts.toml" in out
+    assert f'server = "https://{first}"' in out and f'[host."https://{first}"]' in out
     assert f'ca = "{dev.ca}"' in out
     assert f"{DEV_IP} {' '.join(TABLE_HOSTS)}" in out
 
@@ -198,13 +201,15 @@ def test_skopeo_copy_over_https_with_the_printed_cert_dir(stack, dev, tmp_path):
 
 def test_ctr_pull_with_the_printed_hosts_toml(stack, dev, tmp_path):
     hosts = devstack.hosts_file(str(tmp_path / "hosts"), DEV_IP, TABLE_HOSTS)
-    # The containerd lines exactly as dev.sh printed them.
+    # The containerd lines as dev.sh printed them (for its first host), for D.
     out = printed_lines(dev)
-    m = re.search(rf"^ *# /etc/containerd/certs.d/({re.escape(D)})/hosts.toml\n((?: {{4}}.*\n)+?) *podman", out, re.M)
+    m = re.search(r"^ *# /etc/containerd/certs.d/(\S+)/hosts.toml\n((?: {4}.*\n)+?) *podman", out, re.M)
     assert m, out
     hosts_dir = tmp_path / "certs.d"
-    (hosts_dir / m.group(1)).mkdir(parents=True)
-    (hosts_dir / m.group(1) / "hosts.toml").write_text("".join(l.strip() + "\n" for l in m.group(2).splitlines()))
+    (hosts_dir / D).mkdir(parents=True)
+    toml = "".join(line.strip() + "\n" for line in m.group(2).splitlines()).replace(m.group(1), D)
+    assert f'[host."https://{D}"]' in toml and f'ca = "{dev.ca}"' in toml, toml
+    (hosts_dir / D / "hosts.toml").write_text(toml)
     want = stack.digests["library/multilayer:1.0"]
     ctr = ["ctr", "-a", stack.ctr_sock, "-n", "edge-mirror-dev"]
     # Without the hosts.toml, containerd refuses the certificate.
