@@ -13,7 +13,9 @@
 #
 # Environment: ROUTES selects the route table (default routes.toml); DEV_DIR
 # is where the certificate and the served copy live (default .dev, kept out
-# of git).
+# of git); DEV_VARS names the file of Worker secrets (NAME=value lines, as
+# wrangler reads them; default .dev.vars when it exists), for routes with
+# `credentials = "NAME"`.
 #
 # The certificate: a local CA (DEV_DIR/tls/ca.crt, made once) and a server
 # certificate it signs for every host of the route table plus localhost,
@@ -149,6 +151,8 @@ fi
 if [ "$stack" = wrangler ]; then
   tls_args=()
   [ "$protocol" = https ] && tls_args=(--local-protocol https --https-key-path "$tls/private/server.key" --https-cert-path "$tls/private/server.crt")
+  # wrangler reads .dev.vars itself.
+  [ -n "${DEV_VARS:-}" ] && tls_args+=(--env-file "$DEV_VARS")
   exec node_modules/.bin/wrangler dev --ip "$ip" --port "$port" "${tls_args[@]}" "$@"
 fi
 
@@ -166,6 +170,40 @@ if not built <= set(sys.argv[2:]):
     sys.exit(f"dev.sh: build/ holds a worker for hosts {sorted(built)}, not this table's; "
              "another build ran at the same time: run dev.sh again")
 EOF
+
+# Worker secrets from DEV_VARS (or .dev.vars), as text bindings: one file
+# per value under DEV_DIR/vars (mode 700), embedded by the config.
+bindings=""
+vars=${DEV_VARS:-.dev.vars}
+rm -rf "$dev/vars"
+if [ -n "${DEV_VARS:-}" ] || [ -f "$vars" ]; then
+  mkdir -m 700 "$dev/vars"
+  python3 - "$vars" "$dev/vars" > "$dev/vars/.names" <<'EOF'
+import os, re, sys
+src, out = sys.argv[1], sys.argv[2]
+try:
+    lines = open(src, encoding="utf-8").read().splitlines()
+except OSError as e:
+    sys.exit(f"dev.sh: cannot read the secrets file {src}: {e}")
+for n, line in enumerate(lines, 1):
+    line = line.strip()
+    if not line or line.startswith("#"):
+        continue
+    m = re.match(r"(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*)$", line)
+    if not m:
+        sys.exit(f"dev.sh: {src}:{n}: expected NAME=value")
+    name, value = m.groups()
+    if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+        value = value[1:-1]
+    fd = os.open(os.path.join(out, name), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(value)
+    print(name)
+EOF
+  mapfile -t names < "$dev/vars/.names"
+  for n in "${names[@]}"; do bindings+="(name = \"$n\", text = embed \"vars/$n\"), "; done
+  [ ${#names[@]} -eq 0 ] || say "secrets from $vars: ${names[*]}"
+fi
 
 date=$(sed -n 's/^compatibility_date = "\(.*\)"/\1/p' wrangler.toml)
 case "$ip" in *:*) addr="[$ip]:$port" ;; *) addr="$ip:$port" ;; esac
@@ -187,6 +225,7 @@ const config :Workerd.Config = (
 const worker :Workerd.Worker = (
   modules = [(name = "index.js", esModule = embed "serve/index.js"), (name = "index_bg.wasm", wasm = embed "serve/index_bg.wasm")],
   compatibilityDate = "$date",
+  bindings = [${bindings%, }],
 );
 EOF
 say "serving $protocol://$addr with workerd ($routes: ${hosts[*]}); Ctrl-C stops"

@@ -126,14 +126,14 @@ class DevServer:
     """`scripts/dev.sh ARGS` with ROUTES and DEV_DIR set; waits until it
     listens (the first start builds the worker: up to `timeout` s)."""
 
-    def __init__(self, workdir, routes, ip, port, args=(), dev_dir=None, timeout=900):
+    def __init__(self, workdir, routes, ip, port, args=(), dev_dir=None, timeout=900, env=None):
         self.ip, self.port = ip, port
         self.dev_dir = dev_dir or os.path.join(workdir, "dev")
         self.tls_dir = os.path.join(self.dev_dir, "tls")
         self.ca = os.path.join(self.tls_dir, "ca.crt")
         self.https = "--http" not in args
         env = dict(os.environ, ROUTES=routes, DEV_DIR=self.dev_dir, WRANGLER_SEND_METRICS="false", CI="true",
-                   NO_UPDATE_NOTIFIER="1", XDG_CONFIG_HOME=os.path.join(workdir, "xdg"))
+                   NO_UPDATE_NOTIFIER="1", XDG_CONFIG_HOME=os.path.join(workdir, "xdg"), **(env or {}))
         self.proc = Proc("dev", ["bash", os.path.join(ROOT, "scripts", "dev.sh"), "--ip", ip, "--port", str(port), *args],
                          workdir, env)
         started(self.proc, lambda: wait_for("scripts/dev.sh", lambda: port_open(ip, port), timeout, self.proc))

@@ -30,6 +30,7 @@ import tomllib
 import pytest
 
 import devstack
+from conftest import SECRET_NAME, SECRET_VALUE
 from devstack import in_ns
 
 DEV_IP, DEV_PORT = "127.0.0.40", 8443
@@ -58,7 +59,11 @@ TABLE_HOSTS = table_hosts()
 @pytest.fixture(scope="module")
 def dev(stack, tmp_path_factory):
     workdir = str(tmp_path_factory.mktemp("dev"))
-    server = devstack.DevServer(workdir, ROUTES, DEV_IP, DEV_PORT)
+    # The private route's Worker secret, in a .dev.vars-style file.
+    dev_vars = os.path.join(workdir, "dev.vars")
+    with open(dev_vars, "w") as f:
+        f.write(f"# alice's upstream account\n{SECRET_NAME}={SECRET_VALUE}\n")
+    server = devstack.DevServer(workdir, ROUTES, DEV_IP, DEV_PORT, env={"DEV_VARS": dev_vars})
     server.workdir = workdir
     try:
         yield server
@@ -197,6 +202,23 @@ def test_skopeo_copy_over_https_with_the_printed_cert_dir(stack, dev, tmp_path):
     assert sha((out / "manifest.json").read_bytes()) == want
     for layer in stack.layers["team/app:2"]:
         assert sha((out / layer.split(":")[1]).read_bytes()) == layer
+
+
+def test_worker_secrets_come_from_dev_vars(stack, dev, tmp_path):
+    """As under `wrangler dev`: the credentialed route pulls a private image
+    for an anonymous client with the account from the secrets file, and the
+    value is in no output and not in the generated config."""
+    hosts = devstack.hosts_file(str(tmp_path / "hosts"), DEV_IP, TABLE_HOSTS)
+    out = tmp_path / "copy"
+    src = f"docker://private.mirror.test:{DEV_PORT}/private/secret:1"
+    r = devstack.run(in_ns(hosts, ["skopeo", "copy", "--quiet", "--src-cert-dir", dev.tls_dir, src, f"dir:{out}"]))
+    assert r.returncode == 0, r.stderr
+    assert sha((out / "manifest.json").read_bytes()) == stack.digests["private/secret:1"]
+    assert f"secrets from {os.path.join(dev.workdir, 'dev.vars')}: {SECRET_NAME}" in dev.output()
+    password = SECRET_VALUE.split(":", 1)[1]
+    assert password not in dev.output()
+    assert password not in open(os.path.join(dev.dev_dir, "workerd.capnp")).read()
+    assert os.stat(os.path.join(dev.dev_dir, "vars")).st_mode & 0o077 == 0
 
 
 def test_ctr_pull_with_the_printed_hosts_toml(stack, dev, tmp_path):
