@@ -205,7 +205,11 @@ EOF
   [ ${#names[@]} -eq 0 ] || say "secrets from $vars: ${names[*]}"
 fi
 
-date=$(sed -n 's/^compatibility_date = "\(.*\)"/\1/p' wrangler.toml)
+# The compatibility date and flags wrangler deploys with.
+read -r date flags < <(python3 -c '
+import json, tomllib
+t = tomllib.load(open("wrangler.toml", "rb"))
+print(t["compatibility_date"], json.dumps(t.get("compatibility_flags", [])))')
 case "$ip" in *:*) addr="[$ip]:$port" ;; *) addr="$ip:$port" ;; esac
 if [ "$protocol" = https ]; then
   socket="https = (options = (), tlsOptions = (keypair = (privateKey = embed \"tls/private/server.key\", certificateChain = embed \"tls/private/server.crt\")))"
@@ -225,6 +229,7 @@ const config :Workerd.Config = (
 const worker :Workerd.Worker = (
   modules = [(name = "index.js", esModule = embed "serve/index.js"), (name = "index_bg.wasm", wasm = embed "serve/index_bg.wasm")],
   compatibilityDate = "$date",
+  compatibilityFlags = $flags,
   bindings = [${bindings%, }],
 );
 EOF
