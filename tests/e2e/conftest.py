@@ -232,7 +232,7 @@ auth:
     with open(dev_vars, "w") as f:
         f.write(f"{SECRET_NAME}={SECRET_VALUE}\n")
     wr = st.start("wrangler", [os.path.join(ROOT, "node_modules/.bin/wrangler"), "dev", "--ip", MIRROR_IP,
-                               "--port", str(MIRROR_PORT), "--log-level", "info", "--env-file", dev_vars], env=env)
+                               "--port", str(MIRROR_PORT), "--log-level", "log", "--env-file", dev_vars], env=env)
     st.wrangler = wr
     wait_for("wrangler dev", lambda: "Ready on" in wr.output() and port_open(f"{MIRROR_IP}:{MIRROR_PORT}"), 900, wr)
 

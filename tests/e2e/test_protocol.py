@@ -176,7 +176,10 @@ def stack_manifest(stack):
 
 LOCAL = [
     # method, host, path, headers, status, code, message fragment
-    ("GET", "unknown.example", "/v2/", {}, 404, "NAME_UNKNOWN", "no mirror is configured for this host: unknown.example"),
+    # A host no route names is the default route's (Docker Hub's in this table).
+    ("GET", "unknown.example", "/v2/", {}, 401, "UNAUTHORIZED", "authentication required"),
+    ("GET", "mirror.test", "/v2/nope.io/x/manifests/1", {}, 404, "NAME_UNKNOWN", "no route of this mirror serves this name on this host: nope.io/x"),
+    ("GET", "mirror.test", "/v2/x/manifests/1?ns=nope.io", {}, 404, "NAME_UNKNOWN", "no route of this mirror serves the registry named by ns: nope.io"),
     ("PUT", D, "/v2/busybox/manifests/latest", {}, 405, "UNSUPPORTED", "only pulls"),
     ("DELETE", D, "/v2/busybox/manifests/latest", {}, 405, "UNSUPPORTED", "only pulls"),
     ("POST", D, "/v2/busybox/blobs/uploads/", {}, 405, "UNSUPPORTED", "read-only"),
