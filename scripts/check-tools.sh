@@ -30,6 +30,7 @@ nginx debian:nginx-light
 wrk debian:wrk
 openssl debian:openssl
 unshare debian:util-linux
+taskset debian:util-linux
 mount debian:mount
 "
 missing=0

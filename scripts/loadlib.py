@@ -127,7 +127,7 @@ class Workerd:
     """One worker under plain `workerd serve` (no wrangler proxy, inspector or
     logging in the way). kind is "rust" (build/) or "js" (bench/baseline.js)."""
 
-    def __init__(self, workdir, kind, addr, bindings=None):
+    def __init__(self, workdir, kind, addr, bindings=None, cpu=None):
         self.kind = kind
         self.host, port = addr.rsplit(":", 1)
         self.port = int(port)
@@ -146,7 +146,11 @@ class Workerd:
             f.write(WORKERD_CONFIG.format(addr=addr, modules=modules, bindings=text, date=COMPAT_DATE))
         self.log = open(os.path.join(d, "workerd.log"), "w")
         self.started = time.time()
-        self.proc = subprocess.Popen([WORKERD, "serve", self.config], stdout=self.log, stderr=subprocess.STDOUT)
+        cmd = [WORKERD, "serve", self.config]
+        if cpu is not None:
+            # On a CPU of its own, away from the load generator and nginx.
+            cmd = ["taskset", "-c", str(cpu)] + cmd
+        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT)
         wait_port(self.host, self.port, self.proc, f"workerd ({kind})")
 
     def cpu_seconds(self):
