@@ -8,8 +8,9 @@ under plain `workerd serve` against the same nginx upstream on loopback.
 First it checks that both workers do the same job: for every request kind,
 one request to each, comparing status, body, the headers clients act on, and
 the subrequests nginx saw (method, path, decoded query, Authorization,
-Range). Then, in rounds, it loads each kind on each worker in turn (the
-order alternating round by round) with bounded keep-alive runs (wrk and
+Range). Then, in rounds, each with freshly started workerd processes pinned
+to one CPU (wrk, nginx and this script on the other), it loads each kind on
+each worker in turn (the order alternating round by round) with bounded keep-alive runs (wrk and
 bench/load.lua: bounded by time and capped in count) and reads each workerd
 process's CPU time (utime + stime from /proc) before and after: CPU per
 request is the difference over the requests served (it includes workerd's
@@ -145,8 +146,12 @@ def main():
     workers = {}
     try:
         cold = cold_starts(work, a.cold_runs)
-        workers = {w: loadlib.Workerd(work, w, ADDRS[w], {"REDIRECTS": a.js_redirects} if w == "js" else None, cpu=WORKER_CPU)
-                   for w in ("rust", "js")}
+
+        def start():
+            return {w: loadlib.Workerd(work, w, ADDRS[w], {"REDIRECTS": a.js_redirects} if w == "js" else None, cpu=WORKER_CPU)
+                    for w in ("rust", "js")}
+
+        workers = start()
         problems = same_job(up, kinds)
         if problems:
             print("\n".join(problems))
@@ -154,6 +159,13 @@ def main():
         results = {k: {"rust": [], "js": [], "ratio": []} for k in kinds}
         print(f"\nCPU per request in us (workerd utime+stime / requests), {a.seconds} s per run, wrk -t1 -c4")
         for r in range(a.rounds):
+            # Fresh processes every round: a process keeps its own speed (its
+            # memory layout, its JIT's choices) for its whole life, so rounds
+            # in the same processes would not be independent samples.
+            if r > 0:
+                for w in workers.values():
+                    w.close()
+                workers = start()
             line = []
             for i, name in enumerate(kinds):
                 spec = loadlib.kinds(up.blob_digest)[name]
