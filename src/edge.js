@@ -10,7 +10,7 @@
 // path, a host, a scope or a challenge; it holds data only: the request
 // headers passed upstream and the response headers dropped.
 import module from "./index_bg.wasm";
-import { initSync, step, io, client_address, __wbg_reset_state } from "glue";
+import { initSync, step, io, client_address, logs, __wbg_reset_state } from "glue";
 import PAGE from "page";
 
 // Request headers passed upstream (an allow-list: cookies, cf-*,
@@ -27,7 +27,9 @@ let wasm = initSync({ module });
 const enc = new TextEncoder();
 const dec = new TextDecoder();
 let at = io();
-// Whether the table logs client addresses (read once: it is compiled in).
+// Whether the table logs requests, and client addresses (read once: it is
+// compiled in). Only then are times and addresses read per request.
+const LOGS = logs();
 const CLIENT = client_address();
 let view = new Uint8Array(wasm.memory.buffer, at, CAP);
 
@@ -188,7 +190,7 @@ export default {
       const controller = new AbortController();
       init.signal = controller.signal;
       const timer = setTimeout(() => controller.abort(), TIMEOUT_MS);
-      const t0 = Date.now();
+      const t0 = LOGS ? Date.now() : 0;
       try {
         up = await fetch(p[3], init);
       } catch (e) {
@@ -200,7 +202,7 @@ export default {
       const s = up.status;
       if (bits & 16 || (bits & 4 && s === 401) || (bits & 8 && s >= 300 && s < 400) || (bits & 64 && s === 429)) {
         const text = s === 429 && bits & 64 ? await upstreamBody(up) : "";
-        a = call(facts + p[1] + s + " " + (Date.now() - t0) + " " + (up.redirected ? 1 : 0) + "\n" +
+        a = call(facts + p[1] + s + " " + (LOGS ? Date.now() - t0 : 0) + " " + (up.redirected ? 1 : 0) + "\n" +
           (up.headers.get("www-authenticate") || "") + "\n" + (up.headers.get("location") || "") + "\n" +
           known.slice(0, -1) + "\n" + text + body);
         continue;

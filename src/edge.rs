@@ -34,6 +34,13 @@ pub fn io() -> *mut u8 {
     IO.0.get().cast()
 }
 
+/// Whether the table logs requests: the entry then times each fetch (read
+/// once; it is compiled in).
+#[wasm_bindgen]
+pub fn logs() -> bool {
+    crate::routes::LOG
+}
+
 /// Whether the table logs client addresses: the entry then passes each
 /// request's address (read once; it is compiled in).
 #[wasm_bindgen]
