@@ -133,6 +133,7 @@ def main():
     ap.add_argument("--requests", type=int, default=200000, help="cap on requests per run")
     ap.add_argument("--cold-runs", type=int, default=7)
     ap.add_argument("--no-build", action="store_true")
+    ap.add_argument("--features", default="", help="cargo features for the Rust build (e.g. worker-crate, to measure what linking it costs)")
     ap.add_argument("--js-redirects", choices=["runtime", "manual"], default="runtime",
                     help="manual: the baseline follows redirects itself, as the worker once did (measures what runtime following saves)")
     names = list(loadlib.kinds("sha256:x"))
@@ -140,7 +141,7 @@ def main():
     a = ap.parse_args()
     kinds = a.kinds.split(",")
     if not a.no_build:
-        loadlib.build_worker()
+        loadlib.build_worker(features=a.features or None)
     work = loadlib.workdir()
     up = loadlib.Upstream(work)
     workers = {}

@@ -5,15 +5,16 @@ upload, the largest wasm contributors, toolchain and crate versions, build
 flags, and a dated history with one row per change that moved the numbers.
 
     python3 scripts/size_report.py [--note TEXT] [--check] [--no-build]
-    python3 scripts/size_report.py --worker-crate
+    python3 scripts/size_report.py --variants
 
 --check (the size check CI runs) exits non-zero, printing the figures, when
 the build differs from the committed report or is over a budget below, for
 the shipped table and for tests/routes.every-key.toml, a table that uses
 every key (the budgets hold whatever a deployment turns on).
---no-build reuses build/. --worker-crate builds the same worker with one call
-into the `worker` crate and prints its sizes (the figure size-report.md
-quotes for why the crate is not linked).
+--no-build reuses build/. --variants builds the same worker with what the
+design card names and the shipped build leaves out, one at a time: one call
+into the `worker` crate, and wee_alloc instead of the bump allocator, and
+prints their sizes (the figures size-report.md quotes).
 """
 
 import argparse
@@ -180,13 +181,16 @@ def main():
     ap.add_argument("--note", default="")
     ap.add_argument("--check", action="store_true")
     ap.add_argument("--no-build", action="store_true")
-    ap.add_argument("--worker-crate", action="store_true")
+    ap.add_argument("--variants", action="store_true")
     a = ap.parse_args()
-    if a.worker_crate:
-        build(args=("--features", "worker-crate"))
-        w_raw, w_gz, j_raw, j_gz = sizes()
-        print(f"with the worker crate: wasm {w_raw} B (gzip {w_gz}), JS {j_raw} B (gzip {j_gz}), wasm+JS gzip {w_gz + j_gz} B; "
-              f"over budget: {'; '.join(over_budget(w_raw, w_gz + j_gz)) or 'no'}")
+    if a.variants:
+        for table in ("routes.toml", EVERY_KEY_TABLE):
+            for label, features in (("shipped", ()), ("with the worker crate", ("--features", "worker-crate")),
+                                    ("with wee_alloc", ("--features", "wee_alloc"))):
+                build(table, features)
+                w_raw, w_gz, j_raw, j_gz = sizes()
+                print(f"{table}, {label}: wasm {w_raw} B (gzip {w_gz}), JS {j_raw} B (gzip {j_gz}), wasm+JS gzip {w_gz + j_gz} B; "
+                      f"over budget: {'; '.join(over_budget(w_raw, w_gz + j_gz)) or 'no'}")
         build()
         return
     # Every key turned on first, so build/ ends with the shipped table's build.
