@@ -133,6 +133,8 @@ def main():
     ap.add_argument("--requests", type=int, default=200000, help="cap on requests per run")
     ap.add_argument("--cold-runs", type=int, default=7)
     ap.add_argument("--no-build", action="store_true")
+    ap.add_argument("--routes", default="bench/routes.bench.toml",
+                    help="route table for the Rust build (bench/routes.bench-log.toml: the same with log = true)")
     ap.add_argument("--features", default="", help="cargo features for the Rust build (e.g. worker-crate, to measure what linking it costs)")
     ap.add_argument("--js-redirects", choices=["runtime", "manual"], default="runtime",
                     help="manual: the baseline follows redirects itself, as the worker once did (measures what runtime following saves)")
@@ -141,7 +143,7 @@ def main():
     a = ap.parse_args()
     kinds = a.kinds.split(",")
     if not a.no_build:
-        loadlib.build_worker(features=a.features or None)
+        loadlib.build_worker(features=a.features or None, routes=a.routes)
     work = loadlib.workdir()
     up = loadlib.Upstream(work)
     workers = {}

@@ -53,9 +53,9 @@ def stop(proc):
             proc.wait(10)
 
 
-def build_worker(features=None):
+def build_worker(features=None, routes="bench/routes.bench.toml"):
     """The release worker with the bench route table (as deployment builds it)."""
-    env = dict(os.environ, ROUTES="bench/routes.bench.toml")
+    env = dict(os.environ, ROUTES=routes)
     args = ["bash", "scripts/build-worker.sh"]
     if features:
         args += ["--features", features]
