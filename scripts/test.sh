@@ -2,7 +2,8 @@
 # Runs every test, installing what is missing first (scripts/setup.sh --test):
 #   0. an up-front check that every external program the suite calls is
 #      present (scripts/check-tools.sh);
-#   1. native unit tests (cargo test), the route-table compiler included;
+#   1. native unit tests (cargo test), the route-table compiler included,
+#      and tests/every_key.rs against tests/routes.every-key.toml;
 #   2. clippy on the wasm build, which denies unwrap/expect/panic/indexing
 #      in the runtime (src/lib.rs);
 #   3. the size check: the release build matches size-report.md and is
@@ -24,6 +25,9 @@ bash scripts/check-tools.sh
 
 step "unit tests (native)"
 cargo test --quiet
+# The keys the shipped table does not use, against a table that uses them
+# all (its own target directory, so the two tables do not rebuild each other).
+ROUTES=tests/routes.every-key.toml CARGO_TARGET_DIR=target/every-key cargo test --quiet --test every_key
 
 step "no-panic lints on the runtime (wasm32)"
 cargo clippy --quiet --release --target wasm32-unknown-unknown -Zbuild-std=std,panic_abort --lib -- -D warnings
