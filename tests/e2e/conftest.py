@@ -36,6 +36,7 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, HERE)
 
 import images  # noqa: E402
+from devstack import Proc, wait_for  # noqa: E402  (shared with the dev-server tests)
 
 MIRROR_IP = "127.0.0.10"
 MIRROR_PORT = 80
@@ -57,55 +58,6 @@ IMAGES = {
     "private/secret:1": (2, 16 * 1024),
     "team/app:2": (2, 48 * 1024),
 }
-
-
-class Proc:
-    """A background process with its output in a file; stopped by PID."""
-
-    def __init__(self, name, cmd, workdir, env=None):
-        self.name = name
-        self.out_path = os.path.join(workdir, f"{name}.out")
-        self.out = open(self.out_path, "w")
-        self.p = subprocess.Popen(cmd, stdout=self.out, stderr=subprocess.STDOUT, env=env, cwd=ROOT,
-                                  stdin=subprocess.DEVNULL, start_new_session=True)
-
-    def output(self):
-        with open(self.out_path, errors="replace") as f:
-            return f.read()
-
-    def alive(self):
-        return self.p.poll() is None
-
-    def stop(self, sig=signal.SIGTERM, wait=20):
-        if self.alive():
-            # The whole process group: wrangler starts workerd as a child.
-            try:
-                os.killpg(self.p.pid, sig)
-            except ProcessLookupError:
-                pass
-            try:
-                self.p.wait(wait)
-            except subprocess.TimeoutExpired:
-                try:
-                    os.killpg(self.p.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-                self.p.wait(10)
-        self.out.close()
-
-
-def wait_for(what, check, timeout, proc=None):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if proc is not None and not proc.alive():
-            raise RuntimeError(f"{what} exited early:\n{proc.output()[-3000:]}")
-        try:
-            if check():
-                return
-        except OSError:
-            pass
-        time.sleep(0.2)
-    raise RuntimeError(f"{what} not ready after {timeout}s" + (f":\n{proc.output()[-3000:]}" if proc else ""))
 
 
 def port_open(addr):
