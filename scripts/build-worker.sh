@@ -12,7 +12,7 @@ export PATH="$HOME/.cargo/bin:$PATH"
 WASM_BINDGEN="${WASM_BINDGEN_BIN:-$HOME/.cargo/bin/wasm-bindgen}"
 WASM_OPT="${WASM_OPT_BIN:-$PWD/node_modules/.bin/wasm-opt}"
 ESBUILD="${ESBUILD_BIN:-$PWD/node_modules/.bin/esbuild}"
-target=target/wasm32-unknown-unknown/release
+target="${CARGO_TARGET_DIR:-target}/wasm32-unknown-unknown/release"
 
 # Size levers (size-report.md measures each): std built from source with
 # panics that abort at once (no formatting or unwinding code), a 64 KiB

@@ -232,7 +232,6 @@ fn query_param<'a>(query: &'a str, name: &str) -> Option<&'a str> {
 }
 
 /// `scheme://host[:port]` for the request's own (checked) authority.
-#[inline(never)]
 fn mirror_base(scheme: &str, authority: &Authority<'_>) -> String {
     let mut base = String::with_capacity(scheme.len() + authority.host.len() + 32);
     base.push_str(scheme);
@@ -244,7 +243,6 @@ fn mirror_base(scheme: &str, authority: &Authority<'_>) -> String {
 /// The mirror's token endpoint for a route: `/token` when the host alone
 /// leads to it, `/token/<registry>` when the client reached it by a prefix or
 /// `?ns=` (a shared host).
-#[inline(never)]
 fn mirror_realm(base: &str, route: Option<&Route>) -> String {
     let mut realm = String::with_capacity(base.len() + 40);
     realm.push_str(base);
@@ -306,7 +304,6 @@ pub fn step(req: &Request<'_>, up: Option<&Upstream<'_>>) -> Action {
 
 /// [`step`], and the request's log line (JSON) when the table logs and the
 /// action ends the request.
-#[inline(never)]
 pub fn step_logged(req: &Request<'_>, up: Option<&Upstream<'_>>) -> (Action, Option<String>) {
     let mut seen = Seen::default();
     let action = decide(req, up, &mut seen);
@@ -345,7 +342,6 @@ pub fn step_logged(req: &Request<'_>, up: Option<&Upstream<'_>>) -> (Action, Opt
     (action, Some(line))
 }
 
-#[inline(never)]
 fn decide(req: &Request<'_>, up: Option<&Upstream<'_>>, seen: &mut Seen) -> Action {
     if req.url.len() > MAX_URL {
         return reply(414, Code::Unsupported, "the request URL is longer than 8192 bytes", "");
@@ -479,7 +475,6 @@ fn decide(req: &Request<'_>, up: Option<&Upstream<'_>>, seen: &mut Seen) -> Acti
 /// challenge is kept); a 429 says which limit; a redirect passed to the
 /// client gets an absolute `Location`, back through the mirror when it stays
 /// on the upstream's registry API.
-#[inline(never)]
 fn api_answer(route: &Route, realm: &str, base: &str, ns: Option<&str>, prefixed: bool, up: &Upstream<'_>) -> Action {
     if up.status == 0 || up.phase != Some(Phase::Api) {
         return failed(route.upstream, up, None);
@@ -512,7 +507,6 @@ fn api_answer(route: &Route, realm: &str, base: &str, ns: Option<&str>, prefixed
 
 /// A redirect to the upstream's own registry API, as a mirror URL with the
 /// client's name (and `ns` when the client used it).
-#[inline(never)]
 fn back_to_mirror(route: &Route, base: &str, path: &str, query: &str, ns: Option<&str>, prefixed: bool) -> Option<String> {
     let Ok(Endpoint::Repo { name, rest, .. }) = classify(path) else { return None };
     let mut out = String::with_capacity(base.len() + path.len() + query.len() + 40);
@@ -537,7 +531,6 @@ fn back_to_mirror(route: &Route, base: &str, path: &str, query: &str, ns: Option
 }
 
 /// The scope of an upstream challenge in the client's names.
-#[inline(never)]
 fn map_scope(route: &Route, value: &str, prefixed: bool, out: &mut String) {
     for (i, item) in crate::split(value, b' ').enumerate() {
         if i > 0 {
@@ -566,7 +559,6 @@ fn map_scope(route: &Route, value: &str, prefixed: bool, out: &mut String) {
 /// first). The route is the one the path names, or on a shared host the one
 /// the scopes' repositories lead to. Straight to the table's realm, or to the
 /// realm the upstream's `/v2/` challenge names.
-#[inline(never)]
 fn token(req: &Request<'_>, up: Option<&Upstream<'_>>, host: &str, registry: Option<&str>, query: &str, seen: &mut Seen) -> Action {
     let form = match req.method {
         "GET" => None,

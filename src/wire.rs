@@ -85,7 +85,6 @@ pub fn push_number(out: &mut String, n: usize) {
 /// One call of the entry: the input text in, the action text out. `probe`
 /// goes into local answers' PROBE field (test builds report linear memory
 /// there; release builds pass "").
-#[inline(never)]
 pub fn step(input: &str, probe: &str) -> String {
     let mut f = Fields(Some(input));
     let flags = f.next().bytes().next().unwrap_or(b'0');
@@ -141,7 +140,6 @@ pub fn too_large() -> String {
 }
 
 /// The text of an action, with the request's log line when it ends one.
-#[inline(never)]
 pub fn encode(action: &Action, log: &str, probe: &str) -> String {
     let mut out = String::with_capacity(256);
     match action {
