@@ -8,8 +8,8 @@
 # cargo (e.g. --features memory-probe).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export PATH="$HOME/.cargo/bin:$PATH"
-WASM_BINDGEN="${WASM_BINDGEN_BIN:-$HOME/.cargo/bin/wasm-bindgen}"
+export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
+WASM_BINDGEN="${WASM_BINDGEN_BIN:-wasm-bindgen}"
 WASM_OPT="${WASM_OPT_BIN:-$PWD/node_modules/.bin/wasm-opt}"
 ESBUILD="${ESBUILD_BIN:-$PWD/node_modules/.bin/esbuild}"
 target="${CARGO_TARGET_DIR:-target}/wasm32-unknown-unknown/release"

@@ -6,7 +6,7 @@
 # program. Keep the list in step with what the tests call.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-export PATH="$HOME/.cargo/bin:$PATH"
+export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
 # program  provider
 TOOLS="
 cargo rustup

@@ -40,6 +40,14 @@ EVERY_KEY_TABLE = "tests/routes.every-key.toml"
 BUDGET_WASM_RAW = 32 * KIB
 BUDGET_TOTAL_GZIP = 32 * KIB
 
+# cargo-installed tools: on PATH, else in the cargo home (CARGO_HOME, which
+# is not always ~/.cargo).
+CARGO_BIN = os.path.join(os.environ.get("CARGO_HOME") or os.path.expanduser("~/.cargo"), "bin")
+
+
+def cargo_tool(name):
+    return shutil.which(name) or os.path.join(CARGO_BIN, name)
+
 
 def run(cmd, **kw):
     kw.setdefault("cwd", ROOT)
@@ -91,17 +99,17 @@ def twiggy_top():
     src = os.path.join(ROOT, "target", "wasm32-unknown-unknown", "release", "edge_mirror.wasm")
     tmp = os.path.join(ROOT, "build", "named")
     os.makedirs(tmp, exist_ok=True)
-    r = run([os.path.expanduser("~/.cargo/bin/wasm-bindgen"), src, "--out-dir", tmp, "--target", "web", "--no-typescript",
+    r = run([cargo_tool("wasm-bindgen"), src, "--out-dir", tmp, "--target", "web", "--no-typescript",
              "--experimental-reset-state-function"])
     if r.returncode != 0:
-        return f"(wasm-bindgen failed: {r.stderr.strip()[:300]})"
+        return f"(wasm-bindgen failed: {r.stderr.strip()[:300]})", ""
     named = os.path.join(tmp, "edge_mirror_bg.wasm")
     flags = re.search(r"WASM_OPT_FLAGS=\(([^)]*)\)", open(os.path.join(ROOT, "scripts", "build-worker.sh")).read()).group(1).split()
     flags = [f for f in flags if f != "--strip-debug"] + ["--debuginfo"]
     r = run([os.path.join(ROOT, "node_modules", ".bin", "wasm-opt"), *flags, named, "-o", named])
     if r.returncode != 0:
-        return f"(wasm-opt failed: {r.stderr.strip()[:300]})"
-    twiggy = shutil.which("twiggy") or os.path.expanduser("~/.cargo/bin/twiggy")
+        return f"(wasm-opt failed: {r.stderr.strip()[:300]})", ""
+    twiggy = cargo_tool("twiggy")
     if not os.path.exists(twiggy):
         return "(twiggy is not installed: cargo install twiggy --version 0.8.0)", ""
     r = run([twiggy, "top", "-n", "100000", "-f", "csv", named])
@@ -138,7 +146,7 @@ def versions():
             crates[name] = m.group(1)
     tools = {
         "rustc": run(["rustc", "-V"]).stdout.strip(),
-        "wasm-bindgen": run([os.path.expanduser("~/.cargo/bin/wasm-bindgen"), "--version"]).stdout.strip(),
+        "wasm-bindgen": run([cargo_tool("wasm-bindgen"), "--version"]).stdout.strip(),
         "wasm-opt": run(["node_modules/.bin/wasm-opt", "--version"]).stdout.strip(),
         "esbuild": run(["node_modules/.bin/esbuild", "--version"]).stdout.strip(),
         "wrangler": run(["node_modules/.bin/wrangler", "--version"]).stdout.strip().splitlines()[-1],
