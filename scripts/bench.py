@@ -136,6 +136,8 @@ def main():
     ap.add_argument("--routes", default="bench/routes.bench.toml",
                     help="route table for the Rust build (bench/routes.bench-log.toml: the same with log = true)")
     ap.add_argument("--features", default="", help="cargo features for the Rust build (e.g. worker-crate, to measure what linking it costs)")
+    ap.add_argument("--no-memo", action="store_true",
+                    help="build the entry without its memo of recent actions: every request runs the planner in wasm")
     ap.add_argument("--js-redirects", choices=["runtime", "manual"], default="runtime",
                     help="manual: the baseline follows redirects itself, as the worker once did (measures what runtime following saves)")
     names = list(loadlib.kinds("sha256:x"))
@@ -143,7 +145,7 @@ def main():
     a = ap.parse_args()
     kinds = a.kinds.split(",")
     if not a.no_build:
-        loadlib.build_worker(features=a.features or None, routes=a.routes)
+        loadlib.build_worker(features=a.features or None, routes=a.routes, memo=not a.no_memo)
     work = loadlib.workdir()
     up = loadlib.Upstream(work)
     workers = {}

@@ -4,8 +4,10 @@
 #   index_bg.wasm  the planner (cargo, then wasm-bindgen, then wasm-opt -Oz)
 #   index.js       src/edge.js bundled with wasm-bindgen's glue and the
 #                  browser page, minified by esbuild
-# ROUTES selects the route table (default routes.toml). Extra arguments go to
-# cargo (e.g. --features memory-probe).
+# ROUTES selects the route table (default routes.toml). EDGE_MEMO=0 builds an
+# entry that runs the planner on every request, without the memo of recent
+# actions (src/edge.js; the soak uses it). Extra arguments go to cargo (e.g.
+# --features memory-probe).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
@@ -42,6 +44,8 @@ WASM_OPT_FLAGS=(-Oz --strip-debug --strip-producers --strip-target-features
   --enable-bulk-memory --enable-multivalue --enable-reference-types)
 "$WASM_OPT" "${WASM_OPT_FLAGS[@]}" build/bindgen/edge_mirror_bg.wasm -o build/index_bg.wasm
 cp "$out_dir/page.html" build/page.html
-"$ESBUILD" src/edge.js --bundle --format=esm --minify --log-level=warning \
+memo=true
+[ "${EDGE_MEMO:-1}" = 0 ] && memo=false
+"$ESBUILD" src/edge.js --bundle --format=esm --minify --log-level=warning --define:MEMO=$memo \
   --alias:glue=./build/bindgen/edge_mirror.js --alias:page=./build/page.html --loader:.html=text \
   --external:./index_bg.wasm --outfile=build/index.js

@@ -53,9 +53,11 @@ def stop(proc):
             proc.wait(10)
 
 
-def build_worker(features=None, routes="bench/routes.bench.toml"):
-    """The release worker with the bench route table (as deployment builds it)."""
-    env = dict(os.environ, ROUTES=routes)
+def build_worker(features=None, routes="bench/routes.bench.toml", memo=True):
+    """The release worker with the bench route table (as deployment builds it).
+    memo=False: the entry runs the planner on every request (no memo of
+    recent actions; src/edge.js)."""
+    env = dict(os.environ, ROUTES=routes, EDGE_MEMO="1" if memo else "0")
     args = ["bash", "scripts/build-worker.sh"]
     if features:
         args += ["--features", features]

@@ -101,7 +101,7 @@ def main():
     global WORKER
     WORKER = a.worker
     if not a.no_build and a.worker == "rust":
-        loadlib.build_worker(features="memory-probe")
+        loadlib.build_worker(features="memory-probe", memo=False)
     work = loadlib.workdir()
     up = loadlib.Upstream(work)
     w = loadlib.Workerd(work, a.worker, ADDR)

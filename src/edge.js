@@ -22,6 +22,19 @@ const DROPPED = ["set-cookie", "proxy-authenticate", "connection", "keep-alive",
 // How long an upstream may take to send response headers.
 const TIMEOUT_MS = 20000;
 const CAP = 65536;
+// The planner is a pure function of its input text: the same request facts
+// (and upstream answer) always give the same action. So the actions for
+// recent inputs are kept and reused, and a repeated request (every pull's
+// /v2/ ping, a popular tag, a layer many clients fetch, the upstream's
+// challenge for it) costs a lookup instead of a copy into wasm, a step and a
+// copy out. Only inputs without secrets or bodies are kept (no credential
+// and no password stays in the table), at most MEMO_LEN of them, each at most
+// MEMO_KEY characters; the table is emptied when full. MEMO is false only in
+// builds that must run the planner on every request (the soak's, which
+// samples linear memory; scripts/build-worker.sh, EDGE_MEMO=0).
+const MEMO_LEN = 256;
+const MEMO_KEY = 2048;
+const memo = new Map();
 
 let wasm = initSync({ module });
 const enc = new TextEncoder();
@@ -33,8 +46,14 @@ const LOGS = logs();
 const CLIENT = client_address();
 let view = new Uint8Array(wasm.memory.buffer, at, CAP);
 
-// One synchronous step: input text in, action text out, through the buffer.
-function call(input) {
+// One synchronous step: input text in, action text out, through the buffer
+// (or from the memo when `keep` says the input may be kept).
+function call(input, keep) {
+  keep = MEMO && keep && input.length <= MEMO_KEY;
+  if (keep) {
+    const out = memo.get(input);
+    if (out !== undefined) return out;
+  }
   if (view.length === 0) view = new Uint8Array(wasm.memory.buffer, at, CAP);
   const { read, written } = enc.encodeInto(input, view);
   let n;
@@ -50,7 +69,12 @@ function call(input) {
     throw e;
   }
   if (view.length === 0) view = new Uint8Array(wasm.memory.buffer, at, CAP);
-  return dec.decode(view.subarray(0, n));
+  const out = dec.decode(view.subarray(0, n));
+  if (keep) {
+    if (memo.size >= MEMO_LEN) memo.clear();
+    memo.set(input, out);
+  }
+  return out;
 }
 
 function forwarded(request) {
@@ -141,7 +165,7 @@ export default {
       "\n" + request.method + "\n" + request.url + "\n" + (CLIENT ? h.get("cf-connecting-ip") || "" : "") + "\n";
     let known = "\n";     // SECRET \n UPSTREAM-BODY, then the request body once read
     let body = "";
-    let a = call(facts + "\n\n\n" + known + body);
+    let a = call(facts + "\n\n\n" + known + body, true);
     let up;
     for (;;) {
       const op = a.charCodeAt(0);
@@ -160,12 +184,12 @@ export default {
       }
       if (op === 66) { // B: the body is needed
         body = "\n" + await readBody(request, +a.slice(1));
-        a = call(facts + "\n\n\n" + known + body);
+        a = call(facts + "\n\n\n" + known + body, false);
         continue;
       }
       if (op === 69) { // E: a secret is needed
         known = secret(env, a.slice(1)) + "\n";
-        a = call(facts + "\n\n\n" + known + body);
+        a = call(facts + "\n\n\n" + known + body, false);
         continue;
       }
       if (op === 82) { // R: relay the last upstream response
@@ -194,7 +218,7 @@ export default {
       try {
         up = await fetch(p[3], init);
       } catch (e) {
-        a = call(facts + p[1] + "0\n\n" + encodeURIComponent(String(e)) + "\n" + known + body);
+        a = call(facts + p[1] + "0\n\n" + encodeURIComponent(String(e)) + "\n" + known + body, false);
         continue;
       } finally {
         clearTimeout(timer);
@@ -204,7 +228,7 @@ export default {
         const text = s === 429 && bits & 64 ? await upstreamBody(up) : "";
         a = call(facts + p[1] + s + " " + (LOGS ? Date.now() - t0 : 0) + " " + (up.redirected ? 1 : 0) + "\n" +
           (up.headers.get("www-authenticate") || "") + "\n" + (up.headers.get("location") || "") + "\n" +
-          known.slice(0, -1) + "\n" + text + body);
+          known.slice(0, -1) + "\n" + text + body, known === "\n" && text === "" && body === "");
         continue;
       }
       return relay(up, "", "", undefined);

@@ -85,6 +85,44 @@ def test_ping_costs_nothing_without_credentials_and_one_request_with(stack):
     assert len(stack.since(marks)["front"]) == 1
 
 
+def test_a_repeated_request_gets_the_same_answer_and_the_same_subrequests(stack):
+    """The entry keeps the planner's actions for recent inputs (src/edge.js):
+    the second of two identical requests is planned from that memo. It must
+    be answered exactly as the first, and cost the same upstream requests.
+    Each path is new to this run, so the first is planned in wasm."""
+    n = str(time.time_ns())
+    tok = token(stack, "repository:library/multilayer:pull")
+    anon = token(stack, "repository:private/secret:pull")
+    manifest = {"Accept": "application/vnd.docker.distribution.manifest.v2+json"}
+    cases = [
+        # a local answer (the ping's 401), and a local error
+        ("GET", D, f"/v2/?r={n}", {}, 401),
+        ("GET", D, f"/v2/Bad_Name{n}/manifests/1", {}, 400),
+        # a fetch passed through untouched
+        ("GET", D, f"/v2/multilayer/manifests/1.0?r={n}", {"Authorization": "Bearer " + tok, **manifest}, 200),
+        # the upstream's 401, its challenge rewritten (a second step after the fetch)
+        ("GET", D, f"/v2/private/secret/manifests/1?r={n}", {"Authorization": "Bearer " + anon, **manifest}, 401),
+        # a token request, its scope rewritten (library/ added)
+        ("GET", D, f"/token?service=test-registry&scope=repository:busybox{n}:pull", {}, 200),
+    ]
+    for method, host, path, headers, status in cases:
+        answers = []
+        for _ in range(2):
+            marks = stack.marks()
+            s, h, body = stack.request(method, host, path, headers)
+            got = stack.since(marks)
+            sub = [(e["server"], e["method"], e["path"], e.get("scopes"), e.get("auth"), e.get("headers"))
+                   for e in got["front"] + got["token"] + got["cdn"]]
+            kept = sorted((k.lower(), v) for k, v in h if k.lower() not in ("date", "content-length"))
+            # A token carries a fresh id each time; everything else is the same bytes.
+            answers.append((s, kept, None if path.startswith("/token") else body, sub))
+        assert answers[0][0] == status, (path, answers[0])
+        assert answers[1] == answers[0], path
+        assert len(answers[0][3]) == (0 if status == 400 or path.startswith("/v2/?") else 1), (path, answers[0][3])
+    # The rewritten scope reached the issuer both times.
+    assert [e[3] for e in answers[0][3] + answers[1][3]] == [[f"repository:library/busybox{n}:pull"]] * 2
+
+
 def test_token_get_rewrites_every_scope_and_forwards_credentials(stack):
     marks = stack.marks()
     q = "service=test-registry&scope=repository%3Abusybox%3Apull&scope=repository:team/app:pull&scope=repository:localhost:5000/x:pull&account=alice"
