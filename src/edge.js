@@ -6,7 +6,9 @@
 // relay the upstream's response. After a fetch it calls again only when the
 // action asked for the status it got; otherwise the response goes to the
 // client as the runtime gave it, body streaming through, re-wrapped only when
-// it carries a header that must not reach clients. Nothing here looks at a
+// it carries a header that must not reach clients. Actions for recent inputs
+// are remembered (the memo below), so a repeated request skips the wasm
+// call; the planner is pure, so that changes no answer. Nothing here looks at a
 // path, a host, a scope or a challenge; it holds data only: the request
 // headers passed upstream and the response headers dropped.
 import module from "./index_bg.wasm";
@@ -28,10 +30,11 @@ const CAP = 65536;
 // /v2/ ping, a popular tag, a layer many clients fetch, the upstream's
 // challenge for it) costs a lookup instead of a copy into wasm, a step and a
 // copy out. Only inputs without secrets or bodies are kept (no credential
-// and no password stays in the table), at most MEMO_LEN of them, each at most
-// MEMO_KEY characters; the table is emptied when full. MEMO is false only in
-// builds that must run the planner on every request (the soak's, which
-// samples linear memory; scripts/build-worker.sh, EDGE_MEMO=0).
+// and no password stays in the table), at most MEMO_LEN of them, each input
+// and action at most MEMO_KEY characters (about 1 MiB in all); the table is
+// emptied when full. MEMO is false only in builds that must run the planner
+// on every request (the soak's, which samples linear memory;
+// scripts/build-worker.sh, EDGE_MEMO=0).
 const MEMO_LEN = 256;
 const MEMO_KEY = 2048;
 const memo = new Map();
@@ -70,7 +73,7 @@ function call(input, keep) {
   }
   if (view.length === 0) view = new Uint8Array(wasm.memory.buffer, at, CAP);
   const out = dec.decode(view.subarray(0, n));
-  if (keep) {
+  if (keep && out.length <= MEMO_KEY) {
     if (memo.size >= MEMO_LEN) memo.clear();
     memo.set(input, out);
   }
