@@ -3,7 +3,12 @@
 worker doing the same job (bench/baseline.js), side by side in one run, both
 under plain `workerd serve` against the same nginx upstream on loopback.
 
-    python3 scripts/bench.py [--rounds N] [--seconds S] [--kinds a,b] [--no-build]
+    python3 scripts/bench.py [--rounds N] [--seconds S] [--kinds a,b] [--no-build] [--no-memo]
+
+Each kind repeats one request, so the shipped build answers all but the
+first from its memo of recent actions (src/edge.js); --no-memo builds the
+entry without it, so every request runs the planner in wasm (the cost of a
+request the memo has not seen).
 
 First it checks that both workers do the same job: for every request kind,
 one request to each, comparing status, body, the headers clients act on, and
