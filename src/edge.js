@@ -32,7 +32,8 @@ const CAP = 65536;
 // copy out. Only inputs without secrets or bodies are kept (no credential
 // and no password stays in the table), at most MEMO_LEN of them, each input
 // and action at most MEMO_KEY characters (about 1 MiB in all); the table is
-// emptied when full. MEMO is false only in builds that must run the planner
+// emptied when full. When the table logs, the input after a fetch carries
+// its timing and never repeats, so it is not kept either. MEMO is false only in builds that must run the planner
 // on every request (the soak's, which samples linear memory;
 // scripts/build-worker.sh, EDGE_MEMO=0).
 const MEMO_LEN = 256;
@@ -231,7 +232,7 @@ export default {
         const text = s === 429 && bits & 64 ? await upstreamBody(up) : "";
         a = call(facts + p[1] + s + " " + (LOGS ? Date.now() - t0 : 0) + " " + (up.redirected ? 1 : 0) + "\n" +
           (up.headers.get("www-authenticate") || "") + "\n" + (up.headers.get("location") || "") + "\n" +
-          known.slice(0, -1) + "\n" + text + body, known === "\n" && text === "" && body === "");
+          known.slice(0, -1) + "\n" + text + body, !LOGS && known === "\n" && text === "" && body === "");
         continue;
       }
       return relay(up, "", "", undefined);
