@@ -2,7 +2,9 @@
 -- from the environment (METHOD, TARGET, HEADERS as "Name: value|Name: value",
 -- BODY, STATUS expected). Each thread stops sending after LIMIT responses, so a run
 -- is bounded in count as well as by wrk's -d duration; responses with another
--- status are counted and reported.
+-- status are counted and reported. With FRESH set to a number, every request's
+-- URL is new: a query parameter counting up from FRESH (the first-seen shape,
+-- which no memo of earlier requests can answer).
 local method = os.getenv("METHOD") or "GET"
 local target = os.getenv("TARGET") or "/"
 local expect = tonumber(os.getenv("STATUS") or "200")
@@ -15,10 +17,14 @@ end
 local body = os.getenv("BODY")
 if body == "" then body = nil end
 local req = wrk.format(method, target, headers, body)
+-- A global: each thread's own copy starts at its own offset (setup below).
+fresh = tonumber(os.getenv("FRESH") or "")
+local sep = string.find(target, "?", 1, true) and "&" or "?"
 
 local threads = {}
 function setup(thread)
   table.insert(threads, thread)
+  if fresh then thread:set("fresh", fresh + #threads * 100000000) end
 end
 
 function init(args)
@@ -27,6 +33,10 @@ function init(args)
 end
 
 function request()
+  if fresh then
+    fresh = fresh + 1
+    return wrk.format(method, target .. sep .. "seq=" .. fresh, headers, body)
+  end
   return req
 end
 

@@ -1,35 +1,55 @@
 #!/usr/bin/env python3
-"""Benchmark: CPU per request of the Rust worker against a baseline JavaScript
-worker doing the same job (bench/baseline.js), side by side in one run, both
-under plain `workerd serve` against the same nginx upstream on loopback.
+"""Benchmark: CPU per request of the Rust worker against other workers doing
+the same requests, side by side in one run, all under plain `workerd serve`
+against the same nginx upstream on loopback.
 
-    python3 scripts/bench.py [--rounds N] [--seconds S] [--kinds a,b] [--no-build] [--no-memo]
+    python3 scripts/bench.py [--rounds N] [--seconds S] [--kinds a,b]
+        [--shapes repeated,first-seen] [--contenders rust,js,floor] [--no-build]
 
-Each kind repeats one request, so the shipped build answers all but the
-first from its memo of recent actions (src/edge.js); --no-memo builds the
-entry without it, so every request runs the planner in wasm (the cost of a
-request the memo has not seen).
+Contenders (the first is the one judged; ratios are it against each other):
+  rust    the worker as shipped (memo of recent actions on)
+  nomemo  the same worker built with EDGE_MEMO=0: every request runs the
+          planner in wasm (`--contenders rust,nomemo` is the memo's A/B)
+  js      bench/baseline.js: the same mirror job written as a lean JavaScript
+          worker would be (same answers, same subrequests)
+  floor   bench/floor.js: each kind's inherent work only (constant local
+          answers, one fetch with the client's request as it came, redirects
+          followed by the runtime): how much of a request's cost is ours at all
+  DIR     a directory holding a prebuilt index.js and index_bg.wasm (for
+          measuring one lever against the shipped build)
 
-First it checks that both workers do the same job: for every request kind,
+Traffic shapes, each in its own interleaved rounds:
+  repeated    the same URL again and again (a popular tag or layer)
+  first-seen  every request's URL new (a query parameter counting up), so
+              neither the memo nor anything else can answer from an earlier
+              request: what a small team's pulls look like to one isolate
+
+First it checks that the contenders do the same job: for every request kind,
 one request to each, comparing status, body, the headers clients act on, and
 the subrequests nginx saw (method, path, decoded query, Authorization,
-Range). Then, in rounds, each with freshly started workerd processes pinned
-to one CPU (wrk, nginx and this script on the other), it loads each kind on
-each worker in turn (the order alternating round by round) with bounded keep-alive runs (wrk and
-bench/load.lua: bounded by time and capped in count) and reads each workerd
-process's CPU time (utime + stime from /proc) before and after: CPU per
-request is the difference over the requests served (it includes workerd's
-own HTTP work, the same for both). Every round is printed; the summary is the
-median per kind and the median of the per-round ratios. It also measures cold
-start (spawning workerd to the first answer), interleaved the same way.
+Range); the floor only has to give the same status. Then, in rounds, each
+with freshly started workerd processes pinned to one CPU (wrk, nginx and
+this script on the other), it loads each kind on each contender in turn (the
+order rotating kind by kind and round by round) with bounded keep-alive runs
+(wrk and bench/load.lua: bounded by time and capped in count) and reads each
+workerd process's CPU time (utime + stime from /proc) before and after: CPU
+per request is the difference over the requests served (it includes
+workerd's own HTTP work, the same for all). Every round is printed; the
+summary is the median per kind and the median of the per-round ratios. "pull"
+is one `docker pull` of a 5-layer image as a client makes it (ping, token,
+manifest HEAD, 2 manifest GETs, 6 blobs), summed per round from the same
+figures. It also measures cold start (spawning workerd to the first answer),
+interleaved the same way.
 
 Not a test: it prints figures and asserts nothing about speed. It fails only
-when the two workers do not do the same job.
+when the contenders do not do the same job.
 """
 
 import argparse
 import hashlib
 import http.client
+import itertools
+import json
 import os
 import shutil
 import statistics
@@ -40,11 +60,12 @@ from urllib.parse import parse_qsl, unquote
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import loadlib  # noqa: E402
 
-ADDRS = {"rust": "127.0.0.30:18080", "js": "127.0.0.31:18081"}
-# Response headers clients act on; both workers must send the same values.
+# Response headers clients act on; the contenders must send the same values.
 COMPARED = ["content-type", "content-length", "www-authenticate", "location", "allow", "docker-content-digest",
             "docker-distribution-api-version", "content-range", "set-cookie"]
-TARGET = 1.05
+# One docker pull of a 5-layer image: the kinds and how often each comes.
+PULL = {"local-401": 1, "token-get": 1, "manifest-head": 1, "manifest-get": 2, "blob": 6}
+SHAPES = ("repeated", "first-seen")
 
 
 def one(addr, kind):
@@ -71,25 +92,45 @@ def subrequests(up, since):
     return out
 
 
-def same_job(up, names):
-    """One request per kind to each worker: same answer, same subrequests."""
+class Contender:
+    def __init__(self, name, addr, kind, build=None, bindings=None):
+        self.name, self.addr, self.kind, self.build, self.bindings = name, addr, kind, build, bindings
+
+    def start(self, work):
+        return loadlib.Workerd(work, self.kind, self.addr, self.bindings, cpu=WORKER_CPU, build=self.build, name=self.name)
+
+
+def same_job(up, names, contenders):
+    """One request per kind to each contender: the same answer and the same
+    subrequests as the first (the floor: the same status)."""
     problems = []
+    ref = contenders[0]
     for name in names:
         kind = loadlib.kinds(up.blob_digest)[name]
         seen = {}
-        for w in ("rust", "js"):
+        for c in contenders:
             mark = len(up.access_log())
-            answer = one(ADDRS[w], kind)
+            answer = one(c.addr, kind)
             time.sleep(0.05)  # nginx writes its log line after answering
-            seen[w] = (answer, subrequests(up, mark))
-        (ra, rs), (ja, js) = seen["rust"], seen["js"]
-        if ra != ja:
-            problems.append(f"{name}: answers differ:\n  rust {ra}\n  js   {ja}")
-        if rs != js:
-            problems.append(f"{name}: subrequests differ:\n  rust {rs}\n  js   {js}")
+            seen[c.name] = (answer, subrequests(up, mark))
+        ra, rs = seen[ref.name]
         if ra[0] != kind[3]:
             problems.append(f"{name}: status {ra[0]}, expected {kind[3]}")
-        print(f"same job: {name:14} status {ra[0]}, {len(rs)} subrequest(s), {'ok' if ra == ja and rs == js else 'DIFFERENT'}")
+        verdict = []
+        for c in contenders[1:]:
+            ca, cs = seen[c.name]
+            if c.kind == "floor":
+                ok = ca[0] == ra[0]
+                if not ok:
+                    problems.append(f"{name}: the floor answered {ca[0]}, {ref.name} {ra[0]}")
+            else:
+                ok = ca == ra and cs == rs
+                if ca != ra:
+                    problems.append(f"{name}: answers differ:\n  {ref.name} {ra}\n  {c.name} {ca}")
+                if cs != rs:
+                    problems.append(f"{name}: subrequests differ:\n  {ref.name} {rs}\n  {c.name} {cs}")
+            verdict.append(f"{c.name} {'ok' if ok else 'DIFFERENT'}")
+        print(f"same job: {name:14} status {ra[0]}, {len(rs)} subrequest(s); " + ", ".join(verdict))
     return problems
 
 
@@ -102,25 +143,37 @@ def first_answer(addr):
     return s
 
 
-def cold_starts(work, runs):
-    times = {"rust": [], "js": []}
+def cold_starts(work, contenders, runs):
+    times = {c.name: [] for c in contenders}
     for i in range(runs):
-        for w in (("rust", "js") if i % 2 == 0 else ("js", "rust")):
-            p = loadlib.Workerd(work, w, ADDRS[w], cpu=WORKER_CPU)
+        for c in rotate(contenders, i):
+            p = c.start(work)
             try:
-                if first_answer(ADDRS[w]) != 401:
-                    raise RuntimeError(f"{w}: the first answer was not the local 401")
-                times[w].append((time.time() - p.started) * 1000)
+                if first_answer(c.addr) != 401:
+                    raise RuntimeError(f"{c.name}: the first answer was not the local 401")
+                times[c.name].append((time.time() - p.started) * 1000)
             finally:
                 p.close()
-    return {w: statistics.median(t) for w, t in times.items()}
+    return {n: statistics.median(t) for n, t in times.items()}
 
 
-def measure(worker, addr, spec, seconds, limit):
-    loadlib.wrk(addr, spec, 1, limit=limit)  # warm-up, not counted
+_fresh = itertools.count(1)
+
+
+def measure(worker, addr, spec, seconds, limit, shape):
+    def fresh():
+        # Each run's URLs start far from every earlier run's (threads and
+        # connections take their own ranges of 10^8 inside a run).
+        return next(_fresh) * 10**10 if shape == "first-seen" else None
+    loadlib.wrk(addr, spec, 1, limit=limit, fresh=fresh())  # warm-up, not counted
     before = worker.cpu_seconds()
-    n, rps = loadlib.wrk(addr, spec, seconds, limit=limit)
+    n, rps = loadlib.wrk(addr, spec, seconds, limit=limit, fresh=fresh())
     return (worker.cpu_seconds() - before) / n * 1e6, rps, n
+
+
+def rotate(seq, i):
+    i %= len(seq)
+    return list(seq[i:]) + list(seq[:i])
 
 
 # With two CPUs or more, the workers run on CPU 0 and everything else (this
@@ -129,81 +182,131 @@ def measure(worker, addr, spec, seconds, limit):
 WORKER_CPU = 0 if (os.cpu_count() or 1) >= 2 else None
 
 
+def contenders_from(spec, a, work):
+    out = []
+    for i, name in enumerate(spec.split(",")):
+        addr = f"127.0.0.{30 + i}:{18080 + i}"
+        if name in ("rust", "nomemo"):
+            build = os.path.join(work, "build-" + name)
+            if not a.no_build:
+                loadlib.build_worker(features=a.features or None, routes=a.routes, memo=name == "rust", out=build)
+            elif name == "rust":
+                build = None  # build/ as it is
+            else:
+                sys.exit("--no-build uses build/ as it is; it cannot provide the nomemo build")
+            out.append(Contender(name, addr, "rust", build))
+        elif name == "js":
+            out.append(Contender(name, addr, "js", bindings={"REDIRECTS": a.js_redirects}))
+        elif name == "floor":
+            out.append(Contender(name, addr, "floor"))
+        elif os.path.isfile(os.path.join(name, "index_bg.wasm")):
+            out.append(Contender(os.path.basename(name.rstrip("/")), addr, "rust", name))
+        else:
+            sys.exit(f"unknown contender {name!r}: rust, nomemo, js, floor or a directory with a prebuilt worker")
+    return out
+
+
+def summary(results, kinds, contenders, shape, rounds):
+    ref = contenders[0].name
+    others = [c.name for c in contenders[1:]]
+    print(f"\n{shape}: medians over {rounds} rounds (us of workerd CPU per request; "
+          f"ratios are medians of the per-round ratios)")
+    head = f"{'kind':14}" + "".join(f" {c.name:>9}" for c in contenders) + "".join(f" {ref + '/' + o:>13}" for o in others)
+    print(head)
+    rows = {}
+    names = list(kinds) + (["pull"] if all(k in kinds for k in PULL) else [])
+    for name in names:
+        if name == "pull":
+            per_round = [{c.name: sum(n * results[k][c.name][r][0] for k, n in PULL.items()) for c in contenders}
+                         for r in range(rounds)]
+        else:
+            per_round = [{c.name: results[name][c.name][r][0] for c in contenders} for r in range(rounds)]
+        us = {c.name: statistics.median(x[c.name] for x in per_round) for c in contenders}
+        ratio = {o: statistics.median(x[ref] / x[o] for x in per_round) for o in others}
+        rows[name] = {"us": us, "ratio": ratio}
+        print(f"{name:14}" + "".join(f" {us[c.name]:9.0f}" for c in contenders) + "".join(f" {ratio[o]:13.2f}" for o in others))
+    return rows
+
+
 def main():
     if WORKER_CPU is not None:
         os.sched_setaffinity(0, {1})
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--rounds", type=int, default=5, help="interleaved rounds over all kinds")
-    ap.add_argument("--seconds", type=int, default=2, help="seconds of load per kind, worker and round")
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--rounds", type=int, default=5, help="interleaved rounds over all kinds, per shape")
+    ap.add_argument("--seconds", type=int, default=2, help="seconds of load per kind, contender and round")
     ap.add_argument("--requests", type=int, default=200000, help="cap on requests per run")
     ap.add_argument("--cold-runs", type=int, default=7)
-    ap.add_argument("--no-build", action="store_true")
+    ap.add_argument("--no-build", action="store_true", help="use build/ as it is for the rust contender")
     ap.add_argument("--routes", default="bench/routes.bench.toml",
                     help="route table for the Rust build (bench/routes.bench-log.toml: the same with log = true)")
     ap.add_argument("--features", default="", help="cargo features for the Rust build (e.g. worker-crate, to measure what linking it costs)")
-    ap.add_argument("--no-memo", action="store_true",
-                    help="build the entry without its memo of recent actions: every request runs the planner in wasm")
+    ap.add_argument("--contenders", default="rust,js,floor", help="comma-separated: rust, nomemo, js, floor or build directories; the first is judged")
+    ap.add_argument("--shapes", default=",".join(SHAPES), help="comma-separated subset of " + ",".join(SHAPES))
     ap.add_argument("--js-redirects", choices=["runtime", "manual"], default="runtime",
                     help="manual: the baseline follows redirects itself, as the worker once did (measures what runtime following saves)")
+    ap.add_argument("--json", help="also write the summary here")
     names = list(loadlib.kinds("sha256:x"))
     ap.add_argument("--kinds", default=",".join(names), help="comma-separated subset of " + ",".join(names))
     a = ap.parse_args()
     kinds = a.kinds.split(",")
-    if not a.no_build:
-        loadlib.build_worker(features=a.features or None, routes=a.routes, memo=not a.no_memo)
+    shapes = a.shapes.split(",")
+    if any(s not in SHAPES for s in shapes) or any(k not in names for k in kinds):
+        sys.exit(f"shapes are {', '.join(SHAPES)}; kinds are {', '.join(names)}")
     work = loadlib.workdir()
-    up = loadlib.Upstream(work)
-    workers = {}
+    up = None
+    running = {}
+
+    def stop_all():
+        for w in running.values():
+            w.close()
+        running.clear()
+
     try:
-        cold = cold_starts(work, a.cold_runs)
+        contenders = contenders_from(a.contenders, a, work)
+        up = loadlib.Upstream(work)
+        cold = cold_starts(work, contenders, a.cold_runs)
 
         def start():
-            return {w: loadlib.Workerd(work, w, ADDRS[w], {"REDIRECTS": a.js_redirects} if w == "js" else None, cpu=WORKER_CPU)
-                    for w in ("rust", "js")}
+            stop_all()
+            for c in contenders:
+                running[c.name] = c.start(work)
 
-        workers = start()
-        problems = same_job(up, kinds)
+        start()
+        problems = same_job(up, kinds, contenders)
         if problems:
             print("\n".join(problems))
-            sys.exit("the two workers do not do the same job; fix bench/baseline.js (or the worker) first")
-        results = {k: {"rust": [], "js": [], "ratio": []} for k in kinds}
-        print(f"\nCPU per request in us (workerd utime+stime / requests), {a.seconds} s per run, wrk -t1 -c4")
+            sys.exit("the contenders do not do the same job; fix the contender (or the worker) first")
+        results = {s: {k: {c.name: [] for c in contenders} for k in kinds} for s in shapes}
+        print(f"\nCPU per request in us (workerd utime+stime / requests), {a.seconds} s per run, wrk -t1 -c4; "
+              f"contenders {', '.join(c.name for c in contenders)}")
         for r in range(a.rounds):
-            # Fresh processes every round: a process keeps its own speed (its
-            # memory layout, its JIT's choices) for its whole life, so rounds
-            # in the same processes would not be independent samples.
-            if r > 0:
-                for w in workers.values():
-                    w.close()
-                workers = start()
-            line = []
-            for i, name in enumerate(kinds):
-                spec = loadlib.kinds(up.blob_digest)[name]
-                order = ("rust", "js") if (r + i) % 2 == 0 else ("js", "rust")
-                got = {w: measure(workers[w], ADDRS[w], spec, a.seconds, a.requests) for w in order}
-                for w in ("rust", "js"):
-                    results[name][w].append(got[w])
-                ratio = got["rust"][0] / got["js"][0]
-                results[name]["ratio"].append(ratio)
-                line.append(f"{name} {got['rust'][0]:.0f}/{got['js'][0]:.0f}={ratio:.2f}")
-            print(f"round {r + 1}: " + "  ".join(line), flush=True)
-        print(f"\nmedians over {a.rounds} rounds (rust/js is the median of the per-round ratios; target <= {TARGET})")
-        print(f"{'kind':14} {'rust us/req':>12} {'js us/req':>10} {'rust/js':>8} {'rust req/s':>11} {'js req/s':>9}  target")
-        for name in kinds:
-            res = results[name]
-            r_us = statistics.median(x[0] for x in res["rust"])
-            j_us = statistics.median(x[0] for x in res["js"])
-            r_rps = statistics.median(x[1] for x in res["rust"])
-            j_rps = statistics.median(x[1] for x in res["js"])
-            ratio = statistics.median(res["ratio"])
-            print(f"{name:14} {r_us:12.0f} {j_us:10.0f} {ratio:8.2f} {r_rps:11.0f} {j_rps:9.0f}  {'met' if ratio <= TARGET else 'NOT MET'}")
+            for shape in rotate(shapes, r):
+                # Fresh processes every round: a process keeps its own speed
+                # (its memory layout, its JIT's choices) for its whole life,
+                # so rounds in the same processes would not be independent.
+                start()
+                line = []
+                for i, name in enumerate(kinds):
+                    spec = loadlib.kinds(up.blob_digest)[name]
+                    for c in rotate(contenders, r + i):
+                        results[shape][name][c.name].append(measure(running[c.name], c.addr, spec, a.seconds, a.requests, shape))
+                    line.append(name + " " + "/".join(f"{results[shape][name][c.name][-1][0]:.0f}" for c in contenders))
+                print(f"round {r + 1} {shape}: " + "  ".join(line), flush=True)
+        report = {}
+        for shape in shapes:
+            report[shape] = summary(results[shape], kinds, contenders, shape, a.rounds)
         print(f"\ncold start (spawn workerd -> first answer, median of {a.cold_runs}, interleaved): "
-              f"rust {cold['rust']:.0f} ms, js {cold['js']:.0f} ms")
-        print(f"workerd RSS after the run: rust {workers['rust'].rss_kib()} KiB, js {workers['js'].rss_kib()} KiB")
+              + ", ".join(f"{n} {ms:.0f} ms" for n, ms in cold.items()))
+        print("workerd RSS after the run: " + ", ".join(f"{n} {w.rss_kib()} KiB" for n, w in running.items()))
+        if a.json:
+            with open(a.json, "w") as f:
+                json.dump({"args": vars(a), "summary": report, "cold_ms": cold,
+                           "rounds": {s: {k: {c: [x[0] for x in v] for c, v in ks.items()} for k, ks in results[s].items()}
+                                      for s in shapes}}, f, indent=1)
     finally:
-        for w in workers.values():
-            w.close()
-        up.close()
+        stop_all()
+        if up:
+            up.close()
         shutil.rmtree(work, ignore_errors=True)
 
 

@@ -53,10 +53,10 @@ def stop(proc):
             proc.wait(10)
 
 
-def build_worker(features=None, routes="bench/routes.bench.toml", memo=True):
-    """The release worker with the bench route table (as deployment builds it).
-    memo=False: the entry runs the planner on every request (no memo of
-    recent actions; src/edge.js)."""
+def build_worker(features=None, routes="bench/routes.bench.toml", memo=True, out=None):
+    """The release worker with the bench route table (as deployment builds it),
+    in build/ and, with `out`, copied there too. memo=False: the entry runs
+    the planner on every request (no memo of recent actions; src/edge.js)."""
     env = dict(os.environ, ROUTES=routes, EDGE_MEMO="1" if memo else "0")
     args = ["bash", "scripts/build-worker.sh"]
     if features:
@@ -64,6 +64,10 @@ def build_worker(features=None, routes="bench/routes.bench.toml", memo=True):
     r = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True)
     if r.returncode != 0:
         raise RuntimeError(f"build failed:\n{r.stdout[-3000:]}{r.stderr[-3000:]}")
+    if out:
+        os.makedirs(out, exist_ok=True)
+        for name in ("index.js", "index_bg.wasm"):
+            shutil.copy(os.path.join(ROOT, "build", name), out)
 
 
 class Upstream:
@@ -127,21 +131,27 @@ const worker :Workerd.Worker = (
 
 class Workerd:
     """One worker under plain `workerd serve` (no wrangler proxy, inspector or
-    logging in the way). kind is "rust" (build/) or "js" (bench/baseline.js)."""
+    logging in the way). kind is "rust" (the build in `build`, default
+    build/), or a JavaScript worker under bench/: "js" (baseline.js) or
+    "floor" (floor.js)."""
 
-    def __init__(self, workdir, kind, addr, bindings=None, cpu=None):
+    SCRIPTS = {"js": "baseline.js", "floor": "floor.js"}
+
+    def __init__(self, workdir, kind, addr, bindings=None, cpu=None, build=None, name=None):
         self.kind = kind
         self.host, port = addr.rsplit(":", 1)
         self.port = int(port)
-        d = os.path.join(workdir, f"workerd-{kind}")
+        d = os.path.join(workdir, f"workerd-{name or kind}")
         os.makedirs(d, exist_ok=True)
         if kind == "rust":
-            shutil.copy(os.path.join(ROOT, "build", "index.js"), d)
-            shutil.copy(os.path.join(ROOT, "build", "index_bg.wasm"), d)
+            build = build or os.path.join(ROOT, "build")
+            shutil.copy(os.path.join(build, "index.js"), d)
+            shutil.copy(os.path.join(build, "index_bg.wasm"), d)
             modules = '(name = "index.js", esModule = embed "index.js"), (name = "index_bg.wasm", wasm = embed "index_bg.wasm")'
         else:
-            shutil.copy(os.path.join(ROOT, "bench", "baseline.js"), d)
-            modules = '(name = "baseline.js", esModule = embed "baseline.js")'
+            script = self.SCRIPTS[kind]
+            shutil.copy(os.path.join(ROOT, "bench", script), d)
+            modules = f'(name = "{script}", esModule = embed "{script}")'
         self.config = os.path.join(d, "config.capnp")
         with open(self.config, "w") as f:
             text = ", ".join(f'(name = "{k}", text = "{v}")' for k, v in (bindings or {}).items())
@@ -153,7 +163,7 @@ class Workerd:
             # On a CPU of its own, away from the load generator and nginx.
             cmd = ["taskset", "-c", str(cpu)] + cmd
         self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT)
-        wait_port(self.host, self.port, self.proc, f"workerd ({kind})")
+        wait_port(self.host, self.port, self.proc, f"workerd ({name or kind})")
 
     def cpu_seconds(self):
         """utime + stime of the workerd process (and its threads)."""
@@ -195,7 +205,12 @@ def kinds(blob_digest):
     }
 
 
-def keepalive_load(addr, kind, seconds, limit, connections=4):
+def fresh_path(path, n):
+    """`path` with a query parameter that makes it new (the first-seen shape)."""
+    return f"{path}{'&' if '?' in path else '?'}seq={n}"
+
+
+def keepalive_load(addr, kind, seconds, limit, connections=4, fresh=None):
     """The same as wrk() from Python threads on persistent connections, for
     HEAD, which wrk cannot do (it waits for a body of Content-Length bytes)."""
     import http.client
@@ -206,11 +221,12 @@ def keepalive_load(addr, kind, seconds, limit, connections=4):
     counts, bad, stop_at = [], [], time.time() + seconds
     lock = threading.Lock()
 
-    def run():
+    def run(i):
         c = http.client.HTTPConnection(host, int(port), timeout=10)
         n = 0
         while time.time() < stop_at and n < limit:
-            c.request(method, path, body=body, headers={"Host": MIRROR_HOST, **headers})
+            p = path if fresh is None else fresh_path(path, fresh + i * 100000000 + n)
+            c.request(method, p, body=body, headers={"Host": MIRROR_HOST, **headers})
             r = c.getresponse()
             r.read()
             n += 1
@@ -222,7 +238,7 @@ def keepalive_load(addr, kind, seconds, limit, connections=4):
             counts.append(n)
 
     start = time.time()
-    ts = [threading.Thread(target=run) for _ in range(connections)]
+    ts = [threading.Thread(target=run, args=(i,)) for i in range(connections)]
     for t in ts:
         t.start()
     for t in ts:
@@ -233,14 +249,17 @@ def keepalive_load(addr, kind, seconds, limit, connections=4):
     return total, total / (time.time() - start)
 
 
-def wrk(addr, kind, seconds, limit=200000, threads=1, connections=4):
+def wrk(addr, kind, seconds, limit=200000, threads=1, connections=4, fresh=None):
     """Keep-alive load of one kind with wrk for `seconds`, capped at `limit`
-    responses per thread. kind is a tuple from kinds(). Returns
-    (responses, req/s); raises on any unexpected status or socket error."""
+    responses per thread. kind is a tuple from kinds(). With `fresh` (a
+    number), every request's URL is new: a query parameter counting up from
+    it. Returns (responses, req/s); raises on any unexpected status or
+    socket error."""
     method, path, headers, status, body = kind
     if method == "HEAD":
-        return keepalive_load(addr, kind, seconds, limit, connections)
+        return keepalive_load(addr, kind, seconds, limit, connections, fresh)
     env = dict(os.environ, METHOD=method, TARGET=path, STATUS=str(status), LIMIT=str(limit), BODY=body or "",
+               FRESH="" if fresh is None else str(fresh),
                HEADERS="|".join(f"{k}: {v}" for k, v in {"Host": MIRROR_HOST, **headers}.items()))
     r = subprocess.run(["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{seconds}s", "--timeout", "10s",
                         "-s", os.path.join(ROOT, "bench", "load.lua"), f"http://{addr}/"],
