@@ -16,29 +16,39 @@ import { initSync, step, io, client_address, logs, __wbg_reset_state } from "glu
 import PAGE from "page";
 
 // Request headers passed upstream (an allow-list: cookies, cf-*,
-// x-forwarded-* and hop-by-hop headers stay behind).
-const FORWARDED = ["accept", "authorization", "if-match", "if-modified-since", "if-none-match",
-  "if-range", "if-unmodified-since", "range", "user-agent"];
-// Response headers never passed to clients.
-const DROPPED = ["set-cookie", "proxy-authenticate", "connection", "keep-alive", "trailer", "upgrade"];
+// x-forwarded-* and hop-by-hop headers stay behind). Authorization and Accept
+// are read for the facts anyway; these are the others.
+const FORWARDED = ["if-match", "if-modified-since", "if-none-match", "if-range", "if-unmodified-since", "range",
+  "user-agent"];
+// Response headers never passed to clients. The hop-by-hop ones (Connection,
+// Keep-Alive, TE, Trailer, Upgrade) need no work here: workerd drops them
+// when it sends the response (tests/e2e checks that they never arrive).
+const DROPPED = ["set-cookie", "proxy-authenticate"];
 // How long an upstream may take to send response headers.
 const TIMEOUT_MS = 20000;
 const CAP = 65536;
 // The planner is a pure function of its input text: the same request facts
-// (and upstream answer) always give the same action. So the actions for
-// recent inputs are kept and reused, and a repeated request (every pull's
-// /v2/ ping, a popular tag, a layer many clients fetch, the upstream's
-// challenge for it) costs a lookup instead of a copy into wasm, a step and a
-// copy out. Only inputs without secrets or bodies are kept (no credential
-// and no password stays in the table), at most MEMO_LEN of them, each input
-// and action at most MEMO_KEY characters (about 1 MiB in all); the table is
-// emptied when full. When the table logs, the input after a fetch carries
-// its timing and never repeats, so it is not kept either. MEMO is false only in builds that must run the planner
-// on every request (the soak's, which samples linear memory;
+// (and upstream answer) always give the same action. So actions of inputs
+// that repeat are kept and reused, and a repeated request (every pull's /v2/
+// ping, a popular tag, a layer many clients fetch, the upstream's challenge
+// for it) costs a lookup instead of a copy into wasm, a step and a copy out.
+// A request seen once must cost nothing more than without the memo, and most
+// are seen once: so an input is kept only the second time it comes. The
+// planner returns a hash of each input; SEEN remembers the hashes of recent
+// inputs (a fixed array of numbers: nothing to allocate, nothing for the
+// garbage collector to keep alive), and only an input whose hash is already
+// there goes into the memo. Only inputs without secrets or bodies are kept
+// (no credential and no password stays in the memo), each input and action
+// at most MEMO_KEY characters, MEMO_BYTES characters in all (one byte each:
+// the planner's text is ASCII); the memo is emptied when full. When the
+// table logs, the input after a fetch carries its timing and never repeats,
+// so it is not kept either. MEMO is false only in builds that must run the
+// planner on every request (the soak's, which samples linear memory;
 // scripts/build-worker.sh, EDGE_MEMO=0).
-const MEMO_LEN = 256;
-const MEMO_KEY = 2048;
+const SEEN_SLOTS = 4096;
+const SEEN = new Int32Array(SEEN_SLOTS);
 const memo = new Map();
+let memoBytes = 0;
 
 let wasm = initSync({ module });
 const enc = new TextEncoder();
@@ -53,6 +63,13 @@ let view = new Uint8Array(wasm.memory.buffer, at, CAP);
 // One synchronous step: input text in, action text out, through the buffer
 // (or from the memo when `keep` says the input may be kept).
 function call(input, keep) {
+  // Constants inside the functions that use them: esbuild inlines those,
+  // not a bundle's top-level ones.
+  const MEMO_KEY = 2048;
+  const MEMO_BYTES = 256 * 1024;
+  // step() returns the action's length plus the input's hash times this
+  // (src/edge.rs).
+  const HASH_UNIT = 131072;
   keep = MEMO && keep && input.length <= MEMO_KEY;
   if (keep) {
     const out = memo.get(input);
@@ -60,9 +77,9 @@ function call(input, keep) {
   }
   if (view.length === 0) view = new Uint8Array(wasm.memory.buffer, at, CAP);
   const { read, written } = enc.encodeInto(input, view);
-  let n;
+  let r;
   try {
-    n = step(read < input.length ? CAP + 1 : written);
+    r = step(read < input.length ? CAP + 1 : written);
   } catch (e) {
     // A trap leaves nothing in flight (each call is complete in itself):
     // start a fresh instance for the next request.
@@ -73,18 +90,33 @@ function call(input, keep) {
     throw e;
   }
   if (view.length === 0) view = new Uint8Array(wasm.memory.buffer, at, CAP);
+  const n = r % HASH_UNIT;
   const out = dec.decode(view.subarray(0, n));
   if (keep && out.length <= MEMO_KEY) {
-    if (memo.size >= MEMO_LEN) memo.clear();
-    memo.set(input, out);
+    const hash = (r - n) / HASH_UNIT | 0;
+    const slot = hash & (SEEN_SLOTS - 1);
+    if (SEEN[slot] !== hash) {
+      SEEN[slot] = hash;
+    } else {
+      const size = input.length + out.length;
+      if (memoBytes + size > MEMO_BYTES) {
+        memo.clear();
+        memoBytes = 0;
+      }
+      memo.set(input, out);
+      memoBytes += size;
+    }
   }
   return out;
 }
 
-function forwarded(request) {
+// The client's allow-listed headers.
+function forwarded(h, authorization, accept) {
   const out = new Headers();
+  if (authorization !== null) out.set("authorization", authorization);
+  if (accept !== null) out.set("accept", accept);
   for (const name of FORWARDED) {
-    const v = request.headers.get(name);
+    const v = h.get(name);
     if (v !== null) out.set(name, v);
   }
   return out;
@@ -163,9 +195,24 @@ async function upstreamBody(r) {
 
 export default {
   async fetch(request, env) {
+    // The actions (src/wire.rs): the first character of the planner's answer.
+    const ANSWER = 65; // A: a local answer
+    const BODY = 66; // B: read the request body, call again
+    const SECRET = 69; // E: read a Worker secret, call again
+    const PAGE_ANSWER = 80; // P: the browser page
+    const RELAY = 82; // R: relay the last upstream response, rewritten
+    // (F: fetch.) Its bits:
+    const CLIENT_HEADERS = 1; // send the client's allow-listed headers
+    const FOLLOW = 2; // the runtime follows redirects
+    const RESUME_401 = 4; // call again on a 401,
+    const RESUME_3XX = 8; // on a redirect,
+    const RESUME_ALL = 16; // on any status,
+    const FORM = 32; // (POST the FORM field as an OAuth2 form)
+    const RESUME_429 = 64; // on a 429, with its body
     const h = request.headers;
+    const authorization = h.get("authorization");
     const accept = h.get("accept");
-    const facts = ((h.has("authorization") ? 1 : 0) | (accept !== null && accept.includes("text/html") ? 2 : 0)) +
+    const facts = ((authorization !== null ? 1 : 0) | (accept !== null && accept.includes("text/html") ? 2 : 0)) +
       "\n" + request.method + "\n" + request.url + "\n" + (CLIENT ? h.get("cf-connecting-ip") || "" : "") + "\n";
     let known = "\n";     // SECRET \n UPSTREAM-BODY, then the request body once read
     let body = "";
@@ -173,7 +220,7 @@ export default {
     let up;
     for (;;) {
       const op = a.charCodeAt(0);
-      if (op === 65) { // A: a local answer
+      if (op === ANSWER) {
         const p = a.split("\n");
         const headers = { "content-type": "application/json", "docker-distribution-api-version": "registry/2.0" };
         if (p[1] !== "") headers["www-authenticate"] = p[1];
@@ -182,21 +229,21 @@ export default {
         if (p[4] !== "") console.log(p[4]);
         return new Response(p[5], { status: +p[0].slice(1), headers });
       }
-      if (op === 80) { // P: the browser page
+      if (op === PAGE_ANSWER) {
         if (a.length > 1) console.log(a.slice(1));
         return new Response(PAGE, { headers: { "content-type": "text/html; charset=utf-8" } });
       }
-      if (op === 66) { // B: the body is needed
+      if (op === BODY) {
         body = "\n" + await readBody(request, +a.slice(1));
         a = call(facts + "\n\n\n" + known + body, false);
         continue;
       }
-      if (op === 69) { // E: a secret is needed
+      if (op === SECRET) {
         known = secret(env, a.slice(1)) + "\n";
         a = call(facts + "\n\n\n" + known + body, false);
         continue;
       }
-      if (op === 82) { // R: relay the last upstream response
+      if (op === RELAY) {
         const p = a.split("\n");
         if (p[1] !== "") console.log(p[1]);
         return relay(up, p[0].slice(1), p[2], p.length > 3 ? p.slice(3) : undefined);
@@ -205,31 +252,27 @@ export default {
       if (up !== undefined && up.body !== null) up.body.cancel();
       const p = a.split("\n");
       const bits = +p[0].slice(1);
-      const init = { method: p[2], redirect: bits & 2 ? "follow" : "manual" };
-      if (bits & 1) init.headers = forwarded(request);
-      if (p[4] !== "" || bits & 32) {
+      const init = { method: p[2], redirect: bits & FOLLOW ? "follow" : "manual", signal: AbortSignal.timeout(TIMEOUT_MS) };
+      if (bits & CLIENT_HEADERS) init.headers = forwarded(h, authorization, accept);
+      if (p[4] !== "" || bits & FORM) {
         if (init.headers === undefined) init.headers = new Headers();
         if (p[4] !== "") init.headers.set("authorization", p[4]);
-        if (bits & 32) {
+        if (bits & FORM) {
           init.headers.set("content-type", "application/x-www-form-urlencoded");
           init.body = p[5];
         }
       }
-      const controller = new AbortController();
-      init.signal = controller.signal;
-      const timer = setTimeout(() => controller.abort(), TIMEOUT_MS);
       const t0 = LOGS ? Date.now() : 0;
       try {
         up = await fetch(p[3], init);
       } catch (e) {
         a = call(facts + p[1] + "0\n\n" + encodeURIComponent(String(e)) + "\n" + known + body, false);
         continue;
-      } finally {
-        clearTimeout(timer);
       }
       const s = up.status;
-      if (bits & 16 || (bits & 4 && s === 401) || (bits & 8 && s >= 300 && s < 400) || (bits & 64 && s === 429)) {
-        const text = s === 429 && bits & 64 ? await upstreamBody(up) : "";
+      if (bits & RESUME_ALL || (bits & RESUME_401 && s === 401) || (bits & RESUME_3XX && s >= 300 && s < 400) ||
+          (bits & RESUME_429 && s === 429)) {
+        const text = s === 429 && bits & RESUME_429 ? await upstreamBody(up) : "";
         a = call(facts + p[1] + s + " " + (LOGS ? Date.now() - t0 : 0) + " " + (up.redirected ? 1 : 0) + "\n" +
           (up.headers.get("www-authenticate") || "") + "\n" + (up.headers.get("location") || "") + "\n" +
           known.slice(0, -1) + "\n" + text + body, !LOGS && known === "\n" && text === "" && body === "");

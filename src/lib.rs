@@ -93,6 +93,26 @@ impl Put for String {
     }
 }
 
+/// Appends `n` in decimal.
+pub(crate) fn push_number(out: &mut String, n: usize) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    let mut n = n;
+    loop {
+        i -= 1;
+        if let Some(d) = digits.get_mut(i) {
+            *d = b'0' + (n % 10) as u8;
+        }
+        n /= 10;
+        if n == 0 || i == 0 {
+            break;
+        }
+    }
+    for &d in digits.get(i..).unwrap_or(b"0") {
+        out.put(d);
+    }
+}
+
 /// `s` split at every `sep` byte, like `str::split(char)` without the char
 /// searcher (a few hundred bytes of wasm).
 pub(crate) fn split(s: &str, sep: u8) -> Split<'_> {

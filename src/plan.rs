@@ -109,8 +109,8 @@ impl Phase {
 pub struct Upstream<'a> {
     pub phase: Option<Phase>,
     /// The response status; 0 when the fetch failed, with the runtime's
-    /// error, percent-encoded, as `error` (`AbortError%3A...` when the
-    /// edge's timer fired, `TypeError%3A%20Too%20many%20redirects...`).
+    /// error, percent-encoded, as `error` (`TimeoutError%3A...` when the
+    /// edge's header timeout fired, `TypeError%3A%20Too%20many%20redirects...`).
     pub status: u16,
     pub error: &'a str,
     pub www_authenticate: &'a str,
@@ -258,7 +258,7 @@ fn mirror_realm(base: &str, route: Option<&Route>) -> String {
 fn failed(subject: &str, up: &Upstream<'_>, message: Option<&str>) -> Action {
     let (status, message) = match message {
         Some(m) => (502, m),
-        None if up.error.starts_with("AbortError") => (504, "the upstream registry did not answer in time"),
+        None if up.error.starts_with("TimeoutError") => (504, "the upstream registry did not answer in time"),
         None if crate::find(up.error, "Too%20many%20redirects").is_some() => (502, "the upstream redirected too many times"),
         None => (502, "the upstream registry could not be reached, or redirected to a URL that cannot be fetched"),
     };
@@ -323,13 +323,13 @@ pub fn step_logged(req: &Request<'_>, up: Option<&Upstream<'_>>) -> (Action, Opt
     line.push_str("\",\"repository\":\"");
     json_escape(&seen.repository, &mut line);
     line.push_str("\",\"status\":");
-    crate::wire::push_number(&mut line, usize::from(status));
+    crate::push_number(&mut line, usize::from(status));
     match up {
         Some(u) => {
             line.push_str(",\"upstream\":");
-            crate::wire::push_number(&mut line, usize::from(u.status));
+            crate::push_number(&mut line, usize::from(u.status));
             line.push_str(if u.redirected { ",\"redirected\":true,\"ms\":" } else { ",\"redirected\":false,\"ms\":" });
-            crate::wire::push_number(&mut line, u.ms as usize);
+            crate::push_number(&mut line, u.ms as usize);
         }
         None => line.push_str(",\"upstream\":null"),
     }

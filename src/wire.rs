@@ -62,24 +62,12 @@ fn number(s: &str) -> u32 {
     s.bytes().take(9).fold(0u32, |n, b| n * 10 + u32::from(b.wrapping_sub(b'0') % 10))
 }
 
-/// Appends `n` in decimal.
-pub fn push_number(out: &mut String, n: usize) {
-    let mut digits = [0u8; 20];
-    let mut i = digits.len();
-    let mut n = n;
-    loop {
-        i -= 1;
-        if let Some(d) = digits.get_mut(i) {
-            *d = b'0' + (n % 10) as u8;
-        }
-        n /= 10;
-        if n == 0 || i == 0 {
-            break;
-        }
-    }
-    for &d in digits.get(i..).unwrap_or(b"0") {
-        out.put(d);
-    }
+/// The key the entry's memo admits inputs by: FNV-1a (32 bits) of the
+/// input. A hash, not an identity: the memo itself is keyed by the whole
+/// input text, so a collision only admits an input on its first repeat
+/// rather than its second.
+pub fn key(input: &[u8]) -> u32 {
+    input.iter().fold(0x811c_9dc5, |h, &b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193))
 }
 
 /// One call of the entry: the input text in, the action text out. `probe`
@@ -150,7 +138,7 @@ pub fn encode(action: &Action, log: &str, probe: &str) -> String {
             }
             Some(body) => {
                 out.put(b'A');
-                push_number(&mut out, usize::from(r.status));
+                crate::push_number(&mut out, usize::from(r.status));
                 for field in [r.challenge.as_deref().unwrap_or(""), r.allow.unwrap_or(""), probe, log, body] {
                     out.put(b'\n');
                     out.push_str(field);
@@ -159,7 +147,7 @@ pub fn encode(action: &Action, log: &str, probe: &str) -> String {
         },
         Action::ReadBody => {
             out.put(b'B');
-            push_number(&mut out, MAX_FORM);
+            crate::push_number(&mut out, MAX_FORM);
         }
         Action::ReadSecret(name) => {
             out.put(b'E');
@@ -171,7 +159,7 @@ pub fn encode(action: &Action, log: &str, probe: &str) -> String {
                 + usize::from(f.form.is_some()) * FORM
                 + (usize::from(f.resume) << RESUME_SHIFT);
             out.put(b'F');
-            push_number(&mut out, bits);
+            crate::push_number(&mut out, bits);
             out.put(b'\n');
             out.put(f.phase.as_byte());
             for field in [f.method, &f.url, f.authorization.as_deref().unwrap_or(""), f.form.as_deref().unwrap_or("")] {

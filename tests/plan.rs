@@ -202,7 +202,9 @@ fn upstream_429_says_which_limit_and_keeps_the_upstreams_body() {
 fn failed_fetches_become_502_or_504_naming_the_upstream() {
     let url = "https://docker.mirror.example.com/v2/busybox/manifests/latest";
     let cases = [
-        ("AbortError%3A%20The%20operation%20was%20aborted", 504, "the upstream registry did not answer in time: https://registry-1.docker.io"),
+        ("TimeoutError%3A%20The%20operation%20was%20aborted%20due%20to%20timeout", 504, "the upstream registry did not answer in time: https://registry-1.docker.io"),
+        // Only the entry's header timeout is a 504; any other abort is a failed fetch.
+        ("AbortError%3A%20The%20operation%20was%20aborted", 502, "the upstream registry could not be reached, or redirected to a URL that cannot be fetched: https://registry-1.docker.io"),
         ("TypeError%3A%20Too%20many%20redirects.http%3A%2F%2Fa", 502, "the upstream redirected too many times: https://registry-1.docker.io"),
         ("Error%3A%20Network%20connection%20lost.", 502, "the upstream registry could not be reached, or redirected to a URL that cannot be fetched: https://registry-1.docker.io"),
         ("", 502, "the upstream registry could not be reached, or redirected to a URL that cannot be fetched: https://registry-1.docker.io"),

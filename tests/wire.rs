@@ -51,7 +51,7 @@ fn resume_inputs_carry_status_headers_and_errors() {
     let input = format!("1\nGET\n{url}\n\na401 12 0\nBearer realm=\"https://auth.docker.io/token\",service=\"s\"\n\n\n");
     assert_eq!(step(&input, ""), "R\n\n\nBearer realm=\"https://docker.mirror.example.com/token\",service=\"s\"");
     // Status 0: the location field holds the runtime's error.
-    let input = format!("1\nGET\n{url}\n\na0\n\nAbortError%3A%20aborted\n\n");
+    let input = format!("1\nGET\n{url}\n\na0\n\nTimeoutError%3A%20aborted\n\n");
     assert!(step(&input, "").starts_with("A504\n\n\n\n\n{\"errors\":[{\"code\":\"UNAVAILABLE\""));
     // 429: the upstream body field comes back in the relayed body.
     let input = format!("1\nGET\n{url}\n\na429 3 0\n\n\n\nslow%20down");
@@ -73,4 +73,20 @@ fn malformed_inputs_are_answered_not_trusted() {
         assert!(out.starts_with('A') || out.starts_with('R'), "{input:?} -> {out}");
     }
     assert!(too_large().starts_with("A400\n\n\n\n\n{\"errors\""));
+}
+
+#[test]
+fn memo_key_is_fnv1a_of_the_whole_input() {
+    use edge_mirror::wire::key;
+    // The published FNV-1a 32-bit test vectors.
+    for (input, want) in [("", 0x811c_9dc5u32), ("a", 0xe40c_292c), ("foobar", 0xbf9c_f968)] {
+        assert_eq!(key(input.as_bytes()), want, "{input:?}");
+    }
+    // Inputs differing in any field, even the last byte, get different keys.
+    let a = start(0, "GET", &format!("https://{D}/v2/busybox/manifests/1"));
+    let b = start(0, "GET", &format!("https://{D}/v2/busybox/manifests/2"));
+    let c = start(1, "GET", &format!("https://{D}/v2/busybox/manifests/1"));
+    assert_ne!(key(a.as_bytes()), key(b.as_bytes()));
+    assert_ne!(key(a.as_bytes()), key(c.as_bytes()));
+    assert_eq!(key(a.as_bytes()), key(a.clone().as_bytes()));
 }
