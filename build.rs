@@ -5,14 +5,14 @@
 //! `OUT_DIR/page.html`, the browser page the entry carries. A bad table
 //! stops the build with `file:line: what is wrong; how to fix it`.
 
-#[path = "src/route_table.rs"]
+#[path = "src/route_table/mod.rs"]
 mod route_table;
 
 fn main() {
     println!("cargo:rerun-if-env-changed=ROUTES");
     let file = std::env::var("ROUTES").unwrap_or_else(|_| "routes.toml".to_string());
     println!("cargo:rerun-if-changed={}", file);
-    println!("cargo:rerun-if-changed=src/route_table.rs");
+    println!("cargo:rerun-if-changed=src/route_table");
     let src = match std::fs::read_to_string(&file) {
         Ok(s) => s,
         Err(e) => fail(&format!("{}: cannot read the route table: {}; set ROUTES to the table's path", file, e)),

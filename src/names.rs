@@ -45,8 +45,9 @@ pub fn allowed(route: &Route, name: &str) -> bool {
     }
     let library = route.library && !crate::has(name, b'/');
     route.allow.iter().any(|p| {
+        let p = p.get();
         if library {
-            p.strip_prefix("library/").is_some_and(|p| matches(p, name)) || *p == "*"
+            p.strip_prefix("library/").is_some_and(|p| matches(p, name)) || p == "*"
         } else {
             matches(p, name)
         }

@@ -31,7 +31,7 @@ use crate::location::{is_redirect, origin, resolve};
 use crate::names::{allowed, client_name, upstream_name};
 use crate::oci::{error_body, json_escape, Code};
 use crate::path::{classify, Endpoint, Kind, PathError};
-use crate::routes::{by_host, by_name, by_registry, Route, LOG, LOG_CLIENT, PAGE, USES_CREDENTIALS};
+use crate::routes::{self, by_host, by_name, by_registry, Route, LOG, LOG_CLIENT, PAGE, USES_CREDENTIALS};
 use crate::scope::{first_repository, percent_decode, rewrite_token_params, QueryError};
 
 /// Longest request URL accepted (scheme, host, path and query).
@@ -180,7 +180,8 @@ pub struct Fetch {
 /// What a request was about, for its log line.
 #[derive(Default)]
 struct Seen {
-    route: Option<&'static Route>,
+    /// The route's name (for the log line).
+    route: &'static str,
     kind: &'static str,
     repository: String,
 }
@@ -317,7 +318,7 @@ pub fn step_logged(req: &Request<'_>, up: Option<&Upstream<'_>>) -> (Action, Opt
     };
     let mut line = String::with_capacity(160);
     line.push_str("{\"route\":\"");
-    line.push_str(seen.route.map_or("", |r| r.name));
+    line.push_str(seen.route);
     line.push_str("\",\"kind\":\"");
     line.push_str(seen.kind);
     line.push_str("\",\"repository\":\"");
@@ -374,7 +375,7 @@ fn decide(req: &Request<'_>, up: Option<&Upstream<'_>>, seen: &mut Seen) -> Acti
     // containerd names the registry it pulls from; only the table's routes
     // answer to it.
     let ns = query_param(query, "ns");
-    let (route, name, prefixed) = match (ns, endpoint) {
+    let (i, name, prefixed) = match (ns, endpoint) {
         (Some(ns), _) => match by_registry(ns) {
             Some(r) => (r, None, false),
             None => return reply(404, Code::NameUnknown, "no route of this mirror serves the registry named by ns", ns),
@@ -388,7 +389,8 @@ fn decide(req: &Request<'_>, up: Option<&Upstream<'_>>, seen: &mut Seen) -> Acti
             None => return reply(404, Code::NameUnknown, "no mirror is configured for this host", host),
         },
     };
-    seen.route = Some(route);
+    let Some(route) = routes::get(i) else { return reply(404, Code::NameUnknown, "no mirror is configured for this host", host) };
+    seen.route = route.name;
     match endpoint {
         // Like the distribution registry in read-only mode: 405 without
         // Allow (no method is allowed here, and the runtime drops an empty
@@ -406,7 +408,7 @@ fn decide(req: &Request<'_>, up: Option<&Upstream<'_>>, seen: &mut Seen) -> Acti
         _ => {}
     }
     let by_path = prefixed || ns.is_some();
-    let realm = mirror_realm(&base, by_path.then_some(route));
+    let realm = mirror_realm(&base, by_path.then_some(&route));
     let mut url = String::with_capacity(route.upstream.len() + path.len() + query.len() + 32);
     url.push_str(route.upstream);
     match endpoint {
@@ -420,9 +422,9 @@ fn decide(req: &Request<'_>, up: Option<&Upstream<'_>>, seen: &mut Seen) -> Acti
             };
             url.push_str("/v2/");
             let start = url.len();
-            upstream_name(route, name, &mut url);
+            upstream_name(&route, name, &mut url);
             seen.repository.push_str(url.get(start..).unwrap_or(""));
-            if !allowed(route, name) {
+            if !allowed(&route, name) {
                 return denied(full);
             }
             url.push_str(rest);
@@ -448,7 +450,7 @@ fn decide(req: &Request<'_>, up: Option<&Upstream<'_>>, seen: &mut Seen) -> Acti
         }
     }
     if let Some(up) = up {
-        return api_answer(route, &realm, &base, ns, prefixed, up);
+        return api_answer(&route, &realm, &base, ns, prefixed, up);
     }
     if !query.is_empty() {
         url.put(b'?');
@@ -569,7 +571,7 @@ fn token(req: &Request<'_>, up: Option<&Upstream<'_>>, host: &str, registry: Opt
         },
         _ => return not_allowed("GET, POST", "the token endpoint takes GET or an OAuth2 form POST"),
     };
-    let (route, by_scope) = match registry {
+    let (i, by_scope) = match registry {
         Some(name) => match by_registry(name) {
             Some(r) => (r, false),
             None => return reply(404, Code::NameUnknown, "no route of this mirror has the registry name in this token request", name),
@@ -582,7 +584,8 @@ fn token(req: &Request<'_>, up: Option<&Upstream<'_>>, host: &str, registry: Opt
             },
         },
     };
-    seen.route = Some(route);
+    let Some(route) = routes::get(i) else { return reply(404, Code::NameUnknown, "no mirror is configured for this host", host) };
+    seen.route = route.name;
     if LOG {
         seen.repository = first_repository(form.unwrap_or(query)).unwrap_or_default();
     }
@@ -590,7 +593,7 @@ fn token(req: &Request<'_>, up: Option<&Upstream<'_>>, host: &str, registry: Opt
         return match up.status {
             // A failed fetch always comes back, whatever `resume` said.
             0 => failed(route.realm.unwrap_or(route.upstream), up, None),
-            429 => rate_limited(route, up),
+            429 => rate_limited(&route, up),
             _ => Action::Relay { challenges: None, location: None, body: None },
         };
     }
@@ -646,7 +649,7 @@ fn token(req: &Request<'_>, up: Option<&Upstream<'_>>, host: &str, registry: Opt
     };
     let mut url = realm;
     let mut params = String::with_capacity(query.len() + 32);
-    let mut found = match rewrite_token_params(query, route, scope_host, &mut params) {
+    let mut found = match rewrite_token_params(query, &route, scope_host, &mut params) {
         Ok(f) => f,
         Err(e) => return reply(400, Code::Unsupported, e.as_str(), ""),
     };
@@ -657,7 +660,7 @@ fn token(req: &Request<'_>, up: Option<&Upstream<'_>>, host: &str, registry: Opt
     let mut body = None;
     if let Some(form) = form {
         let mut rewritten = String::with_capacity(form.len() + 64);
-        match rewrite_token_params(form, route, scope_host, &mut rewritten) {
+        match rewrite_token_params(form, &route, scope_host, &mut rewritten) {
             Ok(f) => {
                 found.kept += f.kept;
                 found.denied = found.denied.or(f.denied);

@@ -98,7 +98,7 @@ pub fn rewrite_scope(scope: &str, route: &Route, host: Option<&str>, found: &mut
         let (asked, mut name) = (name, name);
         if is_repository(kind) {
             if let Some(h) = host {
-                if by_name(h, name).map(|(r, _)| r) != Some(route) {
+                if by_name(h, name).map(|(i, _)| i) != Some(route.id) {
                     return Err(QueryError::Mixed);
                 }
             }

@@ -6,7 +6,7 @@
 #![cfg(every_key)]
 
 use edge_mirror::plan::{step, step_logged, Action, Fetch, Phase, Reply, Request, Secret, Upstream, RESUME_ALL};
-use edge_mirror::routes::{by_registry, LOG, LOG_CLIENT, PAGE};
+use edge_mirror::routes::{by_registry, get, LOG, LOG_CLIENT, PAGE};
 
 const M: &str = "https://mirror.example.com";
 const D: &str = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
@@ -39,9 +39,9 @@ fn up(phase: Phase, status: u16, www_authenticate: &'static str, location: &'sta
 #[test]
 fn the_table_uses_every_key() {
     assert!(LOG && LOG_CLIENT && !PAGE);
-    let docker = by_registry("docker.io").expect("docker route");
+    let docker = by_registry("docker.io").and_then(get).expect("docker route");
     assert!(docker.credentials.is_some() && !docker.allow.is_empty() && docker.prefix.is_some());
-    assert!(by_registry("gcr.io").is_some_and(|r| r.repository.is_some()));
+    assert!(by_registry("gcr.io").and_then(get).is_some_and(|r| r.repository.is_some()));
 }
 
 #[test]

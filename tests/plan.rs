@@ -5,7 +5,7 @@
 
 use edge_mirror::location::origin;
 use edge_mirror::plan::{split_url, step, Action, Fetch, Phase, Reply, Request, Upstream, MAX_FORM, MAX_URL, RESUME_401, RESUME_429, RESUME_ALL};
-use edge_mirror::routes::{by_host, by_name, by_registry, ROUTES};
+use edge_mirror::routes::{by_host, by_name, by_registry, get, routes};
 
 fn request<'a>(method: &'a str, url: &'a str) -> Request<'a> {
     Request::new(method, url)
@@ -129,17 +129,17 @@ fn one_host_for_every_registry_by_prefix_ns_or_default() {
     }
     // Host lookups: a shared host's plain names go to the default route; a
     // host of one route to it; an unknown host to the default route.
-    assert_eq!(by_host("mirror.example.com").map(|r| r.name), Some("docker"));
-    assert_eq!(by_host("GHCR.mirror.example.com.").map(|r| r.name), Some("ghcr"));
-    assert_eq!(by_host("unknown.example").map(|r| r.name), Some("docker"));
-    assert_eq!(by_name("mirror.example.com", "ghcr.io/a/b").map(|(r, n)| (r.name, n)), Some(("ghcr", Some("a/b"))));
+    assert_eq!(by_host("mirror.example.com").and_then(get).map(|r| r.registry), Some("docker.io"));
+    assert_eq!(by_host("GHCR.mirror.example.com.").and_then(get).map(|r| r.registry), Some("ghcr.io"));
+    assert_eq!(by_host("unknown.example").and_then(get).map(|r| r.registry), Some("docker.io"));
+    assert_eq!(by_name("mirror.example.com", "ghcr.io/a/b").map(|(i, n)| (get(i).map(|r| r.registry), n)), Some((Some("ghcr.io"), Some("a/b"))));
     // A registry-like first component that is no route's prefix, on the shared host: no route.
-    assert_eq!(by_name("mirror.example.com", "ghcr.iox/a").map(|(r, n)| (r.name, n)), None);
-    assert_eq!(by_name("mirror.example.com", "localhost/a").map(|(r, n)| (r.name, n)), None);
-    assert_eq!(by_name("mirror.example.com", "team/app").map(|(r, n)| (r.name, n)), Some(("docker", None)));
+    assert_eq!(by_name("mirror.example.com", "ghcr.iox/a").map(|(i, n)| (get(i).map(|r| r.registry), n)), None);
+    assert_eq!(by_name("mirror.example.com", "localhost/a").map(|(i, n)| (get(i).map(|r| r.registry), n)), None);
+    assert_eq!(by_name("mirror.example.com", "team/app").map(|(i, n)| (get(i).map(|r| r.registry), n)), Some((Some("docker.io"), None)));
     // On a host of one route, names are that route's (gcr.io/google.com/... exists).
-    assert_eq!(by_name("gcr.mirror.example.com", "google.com/cloudsdktool/cloud-sdk").map(|(r, n)| (r.name, n)), Some(("gcr", None)));
-    assert_eq!(by_registry("GHCR.IO").map(|r| r.name), Some("ghcr"));
+    assert_eq!(by_name("gcr.mirror.example.com", "google.com/cloudsdktool/cloud-sdk").map(|(i, n)| (get(i).map(|r| r.registry), n)), Some((Some("gcr.io"), None)));
+    assert_eq!(by_registry("GHCR.IO").and_then(get).map(|r| r.registry), Some("ghcr.io"));
     assert_eq!(by_registry("registry-1.docker.io"), None);
 }
 
@@ -400,7 +400,7 @@ fn every_fetch_goes_to_a_table_host() {
                         Action::Reply(r) => assert!((400..500).contains(&r.status) || r.body.is_none(), "{m} {url}: {}", r.status),
                         Action::Fetch(f) => {
                             let o = origin(&f.url);
-                            let ok = ROUTES.iter().any(|r| origin(r.upstream) == o || r.realm.map(origin) == Some(o));
+                            let ok = routes().any(|r| origin(r.upstream) == o || r.realm.map(origin) == Some(o));
                             assert!(ok, "{m} {url} -> {}", f.url);
                         }
                         other => panic!("{m} {url}: {other:?}"),

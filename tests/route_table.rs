@@ -1,7 +1,7 @@
 //! The route-table compiler: accepted forms, and the exact error text and
 //! line a user sees for each mistake.
 
-#[path = "../src/route_table.rs"]
+#[path = "../src/route_table/mod.rs"]
 #[allow(dead_code)]
 mod route_table;
 
@@ -228,15 +228,64 @@ fn errors_name_the_line_and_the_fix() {
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }
 
+/// The string a field of a generated route refers to (`s(AT, LEN)` among
+/// `Record::new`'s arguments, in the order the table's legend names them),
+/// read back out of the generated pool; `None` for `NONE`.
+fn decode(out: &str, route: &str, field: &str) -> Option<String> {
+    let pool = out.split("static POOL: &str = \"").nth(1)?.split("\";").next()?;
+    let legend = out.split("// Record::new(").nth(1)?.split(')').next()?;
+    let i = legend.split(", ").position(|f| f == field)?;
+    let line = out.lines().skip_while(|l| !l.contains(&format!("[routes.{route}]"))).nth(1)?;
+    let args = line.trim().strip_prefix("Record::new(")?.strip_suffix("),")?;
+    // Split at the commas outside parentheses.
+    let (mut depth, mut start, mut items) = (0, 0, Vec::new());
+    for (j, c) in args.char_indices() {
+        match c {
+            '(' => depth += 1,
+            ')' => depth -= 1,
+            ',' if depth == 0 => {
+                items.push(args[start..j].trim());
+                start = j + 1;
+            }
+            _ => {}
+        }
+    }
+    items.push(args[start..].trim());
+    let arg = items.get(i)?;
+    let (at, len) = arg.strip_prefix("s(")?.trim_end_matches(')').split_once(", ")?;
+    let (at, len): (usize, usize) = (at.parse().ok()?, len.parse().ok()?);
+    pool.get(at..at + len).map(str::to_string)
+}
+
 #[test]
 fn renders_a_generated_table_with_line_comments() {
     let table = parse("log = true\n[routes.a]\nhosts = [\"a.test\"]\nupstream = \"https://x\"\nrealm = \"https://x/t\"\nlibrary = true\nallow = [\"library/*\"]\ncredentials = \"A_CREDS\"\n\n[routes.b]\nhosts = [\"b.test\"]\nupstream = \"https://y\"\ndefault = true\nredirects = \"pass\"\nprefix = \"b.io\"\nregistry = \"b.io\"\n").expect("parses");
     let out = render(&table, "t.toml");
     assert!(out.starts_with("// @generated"));
-    assert!(out.contains("    // t.toml:2\n    Route { name: \"a\", hosts: &[\"a.test\"], prefix: None, registry: \"x\", upstream: \"https://x\", realm: Some(\"https://x/t\"), service: None, library: true, follow_redirects: true, repository: None, credentials: Some(\"A_CREDS\"), allow: &[\"library/*\"] },"), "{out}");
-    assert!(out.contains("    // t.toml:10\n    Route { name: \"b\""));
-    assert!(out.contains("prefix: Some(\"b.io\"), registry: \"b.io\""));
-    assert!(out.contains("follow_redirects: false"));
+    // Every string once, longest first; a string inside another is stored
+    // as that occurrence (the upstream inside its realm, "a" and "x").
+    assert!(out.contains("static POOL: &str = \"https://x/thttps://ylibrary/*A_CREDSa.testb.testb.io\";\n"), "{out}");
+    let field = |route: &str, name: &str| decode(&out, route, name);
+    assert!(out.contains("    // t.toml:2: [routes.a] upstream https://x\n    Record::new(s("), "{out}");
+    assert!(out.contains("    // t.toml:10: [routes.b] upstream https://y\n    Record::new(s("), "{out}");
+    for (route, name, want) in [
+        ("a", "name", Some("a")),
+        ("a", "registry", Some("x")),
+        ("a", "upstream", Some("https://x")),
+        ("a", "realm", Some("https://x/t")),
+        ("a", "service", None),
+        ("a", "credentials", Some("A_CREDS")),
+        ("b", "prefix", Some("b.io")),
+        ("b", "registry", Some("b.io")),
+        ("b", "upstream", Some("https://y")),
+        ("b", "realm", None),
+    ] {
+        assert_eq!(field(route, name).as_deref(), want, "{route}.{name}");
+    }
+    assert!(out.contains("), range(0, 1), NONE, s(8, 1)") && out.contains("), range(1, 1), s(48, 4)"), "{out}");
+    assert!(out.contains("    Host { name: s(36, 6), domain: false }, // a.test\n"), "{out}");
+    assert!(out.contains("static ALLOW: &[Str] = &[\n    s(20, 9), // library/*\n];"), "{out}");
+    assert!(out.contains(", LIBRARY | FOLLOW),\n") && out.contains(", range(1, 0), 0),\n"), "{out}");
     assert!(out.contains("pub const DEFAULT_ROUTE: Option<usize> = Some(1);"));
     for line in ["pub const PAGE: bool = true;", "pub const LOG: bool = true;", "pub const LOG_CLIENT: bool = false;", "pub const USES_PREFIX: bool = true;", "pub const USES_REPOSITORY: bool = false;", "pub const USES_CREDENTIALS: bool = true;", "pub const USES_ALLOW: bool = true;"] {
         assert!(out.contains(line), "{line}");

@@ -17,7 +17,7 @@
 #![no_main]
 use edge_mirror::challenge::{bearer_realm, parse};
 use edge_mirror::location::{origin, resolve};
-use edge_mirror::routes::ROUTES;
+use edge_mirror::routes::routes;
 use edge_mirror::wire::step;
 use libfuzzer_sys::fuzz_target;
 
@@ -33,8 +33,7 @@ fuzz_target!(|data: &[u8]| {
     let url = line(f.next().unwrap_or(""));
     let body = f.next().unwrap_or("").to_string();
     let base = format!("{}\n{method}\n{url}\n\n", flags % 4);
-    let mut allowed: Vec<String> = ROUTES
-        .iter()
+    let mut allowed: Vec<String> = routes()
         .flat_map(|r| [Some(r.upstream), r.realm])
         .flatten()
         .map(|u| origin(u).to_ascii_lowercase())
@@ -76,8 +75,8 @@ fuzz_target!(|data: &[u8]| {
                 assert!(allowed.contains(&o), "fetch outside the table: {target} for {base:?}");
                 if bits & 1 != 0 || !authorization.is_empty() {
                     let own = match phase {
-                        "a" => ROUTES.iter().any(|r| origin(r.upstream).eq_ignore_ascii_case(&o)),
-                        "t" => ROUTES.iter().any(|r| r.realm.is_some_and(|x| origin(x).eq_ignore_ascii_case(&o))) || discovered.as_deref() == Some(o.as_str()),
+                        "a" => routes().any(|r| origin(r.upstream).eq_ignore_ascii_case(&o)),
+                        "t" => routes().any(|r| r.realm.is_some_and(|x| origin(x).eq_ignore_ascii_case(&o))) || discovered.as_deref() == Some(o.as_str()),
                         _ => false,
                     };
                     assert!(own, "credentials planned for {target} in phase {phase:?}");
@@ -117,7 +116,7 @@ fuzz_target!(|data: &[u8]| {
                         // The mirror's own token endpoint: /token, or /token/<registry> of a route.
                         let (_, rest) = realm.split_once("://").expect("absolute realm");
                         let path = &rest[rest.find('/').expect("a path")..];
-                        let ok = path == "/token" || ROUTES.iter().any(|r| path == format!("/token/{}", r.registry));
+                        let ok = path == "/token" || routes().any(|r| path == format!("/token/{}", r.registry));
                         assert!(ok && (realm.starts_with("http://") || realm.starts_with("https://")), "{realm}");
                     }
                 }

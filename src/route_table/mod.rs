@@ -1,0 +1,98 @@
+//! The route-table compiler: reads `routes.toml` and writes the Rust table the
+//! worker `include!`s.
+//!
+//! This directory is not part of the worker. `build.rs` and the tests include
+//! it with `#[path]`, so the wasm never carries a TOML reader and the tests can
+//! assert the exact error text and line numbers a user sees. One job a file:
+//!
+//! - `read.rs`: the TOML document, read with the `toml` crate (without serde:
+//!   it walks the crate's spanned document), so any TOML is accepted as TOML
+//!   (comments, quoted and dotted keys, inline tables, multi-line strings and
+//!   arrays). It knows which keys exist and what type each holds; a value of
+//!   the wrong type is refused with the key, its line and what to write
+//!   instead, never converted. TOML syntax errors carry the crate's message
+//!   and column.
+//! - `check.rs`: what the values mean: host names, upstream and realm URLs,
+//!   plain http without `insecure = true`, prefixes, allow patterns,
+//!   credentials, and across routes duplicate hosts, registry names and
+//!   defaults.
+//! - `render.rs`: the Rust source of the compiled table (one string pool,
+//!   routes as offsets into it).
+//! - `page.rs`: the browser page with every client's configuration.
+//!
+//! Errors name the file and the 1-based line (computed from the crate's byte
+//! spans) and say how to fix the table. It does not look at the network:
+//! whether an upstream answers is for the worker to find out.
+
+mod check;
+mod page;
+mod read;
+mod render;
+
+pub use page::index_html;
+pub use render::render;
+
+/// One route after validation. Host names are lower case, `{domain}` expanded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteSpec {
+    pub name: String,
+    /// Line of the `[routes.NAME]` header.
+    pub line: usize,
+    pub hosts: Vec<String>,
+    /// `scheme://authority`, no trailing slash.
+    pub upstream: String,
+    pub realm: Option<String>,
+    pub service: Option<String>,
+    pub library: bool,
+    pub follow_redirects: bool,
+    pub default: bool,
+    /// Path components selecting the route on its hosts (`ghcr.io`).
+    pub prefix: Option<String>,
+    /// The name clients use for the upstream (containerd's `ns`); defaults
+    /// to the upstream's authority.
+    pub registry: String,
+    /// Upstream path components in front of every name.
+    pub repository: Option<String>,
+    /// The Worker secret holding `user:token` for the upstream.
+    pub credentials: Option<String>,
+    /// Repository patterns served (empty: all).
+    pub allow: Vec<String>,
+}
+
+/// A whole table: its routes and the settings above them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Table {
+    pub routes: Vec<RouteSpec>,
+    /// What `{domain}` in hosts stands for, lower case.
+    pub domain: Option<String>,
+    /// Serve the browser page on `GET /` (`page = false` turns it off).
+    pub page: bool,
+    /// One JSON line per request on the Workers log.
+    pub log: bool,
+    /// Include the client's address in those lines.
+    pub log_client: bool,
+}
+
+/// A table error: 1-based line and a message that says how to fix it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableError {
+    pub line: usize,
+    pub message: String,
+}
+
+impl TableError {
+    /// `file:line: message`, the form the build prints.
+    pub fn render(&self, file: &str) -> String {
+        format!("{}:{}: {}", file, self.line, self.message)
+    }
+}
+
+pub(crate) fn err<T>(line: usize, message: impl Into<String>) -> Result<T, TableError> {
+    Err(TableError { line, message: message.into() })
+}
+
+/// Parses and validates a route table.
+pub fn parse(src: &str) -> Result<Table, TableError> {
+    let (top, raw) = read::read(src)?;
+    check::table(top, raw)
+}

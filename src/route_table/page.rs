@@ -1,0 +1,92 @@
+//! The browser page a mirror serves on `GET /`: for the table's own host
+//! names, the `docker pull` lines and each client's configuration. Built
+//! here at build time; the entry (src/edge.js) carries it as a string, so it
+//! costs no wasm.
+
+use super::{RouteSpec, Table};
+
+fn html_escape(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+/// The hosts a route is reached on without a prefix: where it has none, is
+/// the host's only route, or is the default on a host whose routes all have
+/// prefixes (the worker's `routes::by_host`).
+fn unprefixed_hosts<'a>(table: &'a Table, r: &'a RouteSpec) -> Vec<&'a str> {
+    r.hosts
+        .iter()
+        .map(String::as_str)
+        .filter(|h| {
+            let on_host: Vec<&RouteSpec> = table.routes.iter().filter(|o| o.hosts.iter().any(|x| x == h)).collect();
+            r.prefix.is_none() || on_host.len() == 1 || (r.default && !on_host.iter().any(|o| o.prefix.is_none()))
+        })
+        .collect()
+}
+
+/// The page a browser gets for `GET /`: for the table's own host names, the
+/// `docker pull` lines and each client's configuration (daemon.json, one
+/// containerd hosts.toml per registry, registries.conf, k3s
+/// registries.yaml). Built here; the entry (src/edge.js) carries it as a
+/// string, so it costs no wasm.
+pub fn index_html(table: &Table) -> String {
+    let e = html_escape;
+    let mut pulls = String::new();
+    let (mut hosts_toml, mut conf, mut k3s) = (String::new(), String::new(), String::from("mirrors:\n"));
+    let mut daemon = None;
+    for r in &table.routes {
+        let example = if r.library { "busybox" } else { "OWNER/IMAGE" };
+        let plains = unprefixed_hosts(table, r);
+        let plain = plains.first().copied();
+        let mut refs: Vec<String> = plains.iter().map(|h| format!("{}/{}", h, example)).collect();
+        if let Some(p) = &r.prefix {
+            refs.extend(r.hosts.iter().take(1).map(|h| format!("{}/{}/{}", h, p, example)));
+        }
+        for reference in &refs {
+            pulls.push_str(&format!("<tr><td>{}</td><td><code>docker pull {}</code></td></tr>\n", e(&r.registry), e(reference)));
+        }
+        let Some(first) = r.hosts.first() else { continue };
+        if r.registry == "docker.io" {
+            daemon = daemon.or(plain);
+        }
+        hosts_toml.push_str(&format!(
+            "# /etc/containerd/certs.d/{}/hosts.toml\nserver = \"{}\"\n[host.\"https://{}\"]\n  capabilities = [\"pull\", \"resolve\"]\n\n",
+            e(&r.registry),
+            e(&r.upstream),
+            e(first)
+        ));
+        let mirror = match (&r.prefix, plain) {
+            (Some(p), _) => format!("{}/{}", first, p),
+            (None, Some(h)) => h.to_string(),
+            (None, None) => first.clone(),
+        };
+        conf.push_str(&format!(
+            "[[registry]]\nlocation = \"{}\"\n[[registry.mirror]]\nlocation = \"{}\"\n\n",
+            e(&r.registry),
+            e(&mirror)
+        ));
+        k3s.push_str(&format!("  \"{}\":\n    endpoint:\n      - \"https://{}\"\n", e(&r.registry), e(first)));
+    }
+    let daemon = match daemon {
+        Some(h) => format!(
+            "<h2>Docker (daemon.json)</h2><p>dockerd mirrors Docker Hub only; other registries are pulled by the names above.</p>\
+<pre>{{\"registry-mirrors\": [\"https://{}\"]}}</pre>\n",
+            e(h)
+        ),
+        None => String::new(),
+    };
+    format!(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>Registry mirror</title>\
+<style>body{{font-family:sans-serif;max-width:50em;margin:2em auto;padding:0 1em}}\
+td{{padding:.3em 1em .3em 0}}code,pre{{background:#eee;padding:.1em .3em}}pre{{padding:.6em;overflow:auto}}</style></head>\
+<body><h1>Registry mirror</h1><p>Pull through this mirror by naming it in the image reference:</p>\
+<table><tr><th align=left>Registry</th><th align=left>Pull</th></tr>\n{}</table>\n{}\
+<h2>containerd, nerdctl, Kubernetes nodes (hosts.toml)</h2><pre>{}</pre>\n\
+<h2>Podman, Buildah, Skopeo (/etc/containers/registries.conf)</h2><pre>{}</pre>\n\
+<h2>k3s (/etc/rancher/k3s/registries.yaml)</h2><pre>{}</pre>\n</body></html>\n",
+        pulls,
+        daemon,
+        hosts_toml.trim_end(),
+        conf.trim_end(),
+        k3s.trim_end()
+    )
+}
