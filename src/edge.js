@@ -40,10 +40,8 @@ const CAP = 65536;
 // there goes into the memo. Only inputs without secrets or bodies are kept
 // (no credential and no password stays in the memo), each input and action
 // at most MEMO_KEY characters, MEMO_BYTES characters in all (one byte each:
-// the planner's text is ASCII); the memo is emptied when full. When the
-// table logs, the input after a fetch carries its timing and never repeats,
-// so it is not kept either. MEMO is false only in builds that must run the
-// planner on every request (the soak's, which samples linear memory;
+// the planner's text is ASCII); the memo is emptied when full. MEMO is false
+// only in builds that must run the planner on every request (the soak's, which samples linear memory;
 // scripts/build-worker.sh, EDGE_MEMO=0).
 const SEEN_SLOTS = 4096;
 const SEEN = new Int32Array(SEEN_SLOTS);
@@ -55,7 +53,9 @@ const enc = new TextEncoder();
 const dec = new TextDecoder();
 let at = io();
 // Whether the table logs requests, and client addresses (read once: it is
-// compiled in). Only then are times and addresses read per request.
+// compiled in). Only then are times and addresses read per request: the
+// planner says what a request was about (route, kind, repository), and the
+// entry adds what it saw and writes the line.
 const LOGS = logs();
 const CLIENT = client_address();
 let view = new Uint8Array(wasm.memory.buffer, at, CAP);
@@ -213,11 +213,20 @@ export default {
     const authorization = h.get("authorization");
     const accept = h.get("accept");
     const facts = ((authorization !== null ? 1 : 0) | (accept !== null && accept.includes("text/html") ? 2 : 0)) +
-      "\n" + request.method + "\n" + request.url + "\n" + (CLIENT ? h.get("cf-connecting-ip") || "" : "") + "\n";
+      "\n" + request.method + "\n" + request.url + "\n";
     let known = "\n";     // SECRET \n UPSTREAM-BODY, then the request body once read
     let body = "";
     let a = call(facts + "\n\n\n" + known + body, true);
     let up;
+    // For the log line (LOGS only): the last fetch's status (0: it failed),
+    // whether the runtime followed a redirect, milliseconds to its headers.
+    let upStatus = -1, redirected = false, ms = 0;
+    const log = (about, status) => {
+      let line = "{" + about + ',"status":' + status + (upStatus < 0 ? ',"upstream":null'
+        : ',"upstream":' + upStatus + ',"redirected":' + redirected + ',"ms":' + ms);
+      if (CLIENT) line += ',"client":' + JSON.stringify(h.get("cf-connecting-ip") || "");
+      console.log(line + "}");
+    };
     for (;;) {
       const op = a.charCodeAt(0);
       if (op === ANSWER) {
@@ -226,11 +235,12 @@ export default {
         if (p[1] !== "") headers["www-authenticate"] = p[1];
         if (p[2] !== "") headers["allow"] = p[2];
         if (p[3] !== "") headers["x-wasm-memory-pages"] = p[3];
-        if (p[4] !== "") console.log(p[4]);
-        return new Response(p[5], { status: +p[0].slice(1), headers });
+        const status = +p[0].slice(1);
+        if (LOGS) log(p[4], status);
+        return new Response(p[5], { status, headers });
       }
       if (op === PAGE_ANSWER) {
-        if (a.length > 1) console.log(a.slice(1));
+        if (LOGS) log(a.slice(1), 200);
         return new Response(PAGE, { headers: { "content-type": "text/html; charset=utf-8" } });
       }
       if (op === BODY) {
@@ -245,7 +255,7 @@ export default {
       }
       if (op === RELAY) {
         const p = a.split("\n");
-        if (p[1] !== "") console.log(p[1]);
+        if (LOGS) log(p[1], up.status);
         return relay(up, p[0].slice(1), p[2], p.length > 3 ? p.slice(3) : undefined);
       }
       // F: fetch
@@ -259,25 +269,28 @@ export default {
         if (p[4] !== "") init.headers.set("authorization", p[4]);
         if (bits & FORM) {
           init.headers.set("content-type", "application/x-www-form-urlencoded");
-          init.body = p[5];
+          init.body = p[6];
         }
       }
       const t0 = LOGS ? Date.now() : 0;
       try {
         up = await fetch(p[3], init);
       } catch (e) {
+        if (LOGS) [upStatus, redirected, ms] = [0, false, Date.now() - t0];
         a = call(facts + p[1] + "0\n\n" + encodeURIComponent(String(e)) + "\n" + known + body, false);
         continue;
       }
       const s = up.status;
+      if (LOGS) [upStatus, redirected, ms] = [s, up.redirected, Date.now() - t0];
       if (bits & RESUME_ALL || (bits & RESUME_401 && s === 401) || (bits & RESUME_3XX && s >= 300 && s < 400) ||
           (bits & RESUME_429 && s === 429)) {
         const text = s === 429 && bits & RESUME_429 ? await upstreamBody(up) : "";
-        a = call(facts + p[1] + s + " " + (LOGS ? Date.now() - t0 : 0) + " " + (up.redirected ? 1 : 0) + "\n" +
-          (up.headers.get("www-authenticate") || "") + "\n" + (up.headers.get("location") || "") + "\n" +
-          known.slice(0, -1) + "\n" + text + body, !LOGS && known === "\n" && text === "" && body === "");
+        a = call(facts + p[1] + s + "\n" + (up.headers.get("www-authenticate") || "") + "\n" +
+          (up.headers.get("location") || "") + "\n" + known.slice(0, -1) + "\n" + text + body,
+          known === "\n" && text === "" && body === "");
         continue;
       }
+      if (LOGS) log(p[5], s);
       return relay(up, "", "", undefined);
     }
   },

@@ -31,7 +31,7 @@ use crate::location::{is_redirect, origin, resolve};
 use crate::names::{allowed, client_name, upstream_name};
 use crate::oci::{error_body, json_escape, Code};
 use crate::path::{classify, Endpoint, Kind, PathError};
-use crate::routes::{self, by_host, by_name, by_registry, Route, LOG, LOG_CLIENT, PAGE, USES_CREDENTIALS};
+use crate::routes::{self, by_host, by_name, by_registry, Route, LOG, PAGE, USES_CREDENTIALS};
 use crate::scope::{first_repository, percent_decode, rewrite_token_params, QueryError};
 
 /// Longest request URL accepted (scheme, host, path and query).
@@ -58,8 +58,6 @@ pub struct Request<'a> {
     pub authorization: bool,
     /// `Accept` mentions `text/html`: a browser.
     pub accept_html: bool,
-    /// The client's address, given only when the table logs it.
-    pub client: &'a str,
     /// The route's credentials, once [`Action::ReadSecret`] asked for them.
     pub secret: Secret<'a>,
     /// The body, once [`Action::ReadBody`] asked for it.
@@ -69,7 +67,7 @@ pub struct Request<'a> {
 impl<'a> Request<'a> {
     /// A request with nothing read yet.
     pub fn new(method: &'a str, url: &'a str) -> Request<'a> {
-        Request { method, url, authorization: false, accept_html: false, client: "", secret: Secret::NotRead, body: None }
+        Request { method, url, authorization: false, accept_html: false, secret: Secret::NotRead, body: None }
     }
 }
 
@@ -117,10 +115,6 @@ pub struct Upstream<'a> {
     pub location: &'a str,
     /// The response body, percent-encoded: read for a 429 only.
     pub body: &'a str,
-    /// Milliseconds until the response headers arrived.
-    pub ms: u32,
-    /// The runtime followed at least one redirect.
-    pub redirected: bool,
 }
 
 /// The next thing the edge does.
@@ -303,43 +297,27 @@ pub fn step(req: &Request<'_>, up: Option<&Upstream<'_>>) -> Action {
     decide(req, up, &mut Seen::default())
 }
 
-/// [`step`], and the request's log line (JSON) when the table logs and the
-/// action ends the request.
+/// [`step`], and when the table logs, what the request was about for its
+/// log line: the JSON members `"route":"...","kind":"...","repository":"..."`,
+/// for every action that can end the request (a local answer, a relay, or a
+/// fetch whose response the entry may pass on). The entry adds what it sees
+/// itself (status, upstream status, whether the runtime followed a redirect,
+/// milliseconds until upstream headers, the client's address) and writes
+/// the line.
 pub fn step_logged(req: &Request<'_>, up: Option<&Upstream<'_>>) -> (Action, Option<String>) {
     let mut seen = Seen::default();
     let action = decide(req, up, &mut seen);
-    if !LOG {
+    if !LOG || matches!(action, Action::ReadBody | Action::ReadSecret(_)) {
         return (action, None);
     }
-    let status = match &action {
-        Action::Reply(r) => r.status,
-        Action::Relay { .. } => up.map_or(0, |u| u.status),
-        _ => return (action, None),
-    };
-    let mut line = String::with_capacity(160);
-    line.push_str("{\"route\":\"");
+    let mut line = String::with_capacity(80);
+    line.push_str("\"route\":\"");
     line.push_str(seen.route);
     line.push_str("\",\"kind\":\"");
     line.push_str(seen.kind);
     line.push_str("\",\"repository\":\"");
     json_escape(&seen.repository, &mut line);
-    line.push_str("\",\"status\":");
-    crate::push_number(&mut line, usize::from(status));
-    match up {
-        Some(u) => {
-            line.push_str(",\"upstream\":");
-            crate::push_number(&mut line, usize::from(u.status));
-            line.push_str(if u.redirected { ",\"redirected\":true,\"ms\":" } else { ",\"redirected\":false,\"ms\":" });
-            crate::push_number(&mut line, u.ms as usize);
-        }
-        None => line.push_str(",\"upstream\":null"),
-    }
-    if LOG_CLIENT {
-        line.push_str(",\"client\":\"");
-        json_escape(req.client, &mut line);
-        line.put(b'"');
-    }
-    line.put(b'}');
+    line.put(b'"');
     (action, Some(line))
 }
 
@@ -458,8 +436,7 @@ fn decide(req: &Request<'_>, up: Option<&Upstream<'_>>, seen: &mut Seen) -> Acti
     }
     let resume = RESUME_401
         | RESUME_429
-        | if route.follow_redirects { 0 } else { RESUME_3XX }
-        | if LOG { RESUME_ALL } else { 0 };
+        | if route.follow_redirects { 0 } else { RESUME_3XX };
     Action::Fetch(Fetch {
         method: if req.method == "HEAD" { "HEAD" } else { "GET" },
         url,
@@ -684,7 +661,7 @@ fn token(req: &Request<'_>, up: Option<&Upstream<'_>>, host: &str, registry: Opt
         authorization: secret.filter(|_| body.is_none()).map(|(v, _)| crate::secret::basic(&v)),
         form: body,
         follow: true,
-        resume: RESUME_429 | if LOG { RESUME_ALL } else { 0 },
+        resume: RESUME_429,
         phase: Phase::Token,
     })
 }

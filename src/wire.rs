@@ -8,18 +8,17 @@
 //! body come percent-encoded (`encodeURIComponent`).
 //!
 //! ```text
-//! in:  FLAGS \n METHOD \n URL \n CLIENT \n STATE \n WWW-AUTHENTICATE \n LOCATION-or-ERROR
+//! in:  FLAGS \n METHOD \n URL \n STATE \n WWW-AUTHENTICATE \n LOCATION-or-ERROR
 //!        \n SECRET \n UPSTREAM-BODY [\n BODY]
 //!      FLAGS   1 = the request has Authorization, 2 = Accept mentions text/html
-//!      CLIENT  the client's address, only when the table logs it
-//!      STATE   empty, or after a fetch: PHASE STATUS SP MS SP REDIRECTED(0/1)
+//!      STATE   empty, or after a fetch: PHASE STATUS
 //!      SECRET  empty (not read), "-" (not set) or "=" and the value
 //!      BODY    the request body, present once a B action asked for it
 //! out: A STATUS \n CHALLENGE \n ALLOW \n PROBE \n LOG \n JSON   answer locally
 //!      P LOG                                                  answer with the browser page
 //!      B MAX                                                  read at most MAX+1 bytes of body, call again
 //!      E NAME                                                 read the secret NAME, call again
-//!      F BITS \n PHASE \n METHOD \n URL \n AUTHORIZATION \n FORM
+//!      F BITS \n PHASE \n METHOD \n URL \n AUTHORIZATION \n LOG \n FORM
 //!                                                             fetch, then call again or pass the
 //!                                                             response on (BITS: below)
 //!      R LOCATION \n LOG \n BODY \n CHALLENGE*                relay the response, replacing those
@@ -78,7 +77,6 @@ pub fn step(input: &str, probe: &str) -> String {
     let flags = f.next().bytes().next().unwrap_or(b'0');
     let method = f.next();
     let url = f.next();
-    let client = f.next();
     let state = f.next();
     let www_authenticate = f.next();
     let location = f.next();
@@ -89,7 +87,6 @@ pub fn step(input: &str, probe: &str) -> String {
         url,
         authorization: flags & 1 != 0,
         accept_html: flags & 2 != 0,
-        client,
         secret: match secret.as_bytes().first() {
             None => Secret::NotRead,
             Some(b'=') => Secret::Value(secret.get(1..).unwrap_or("")),
@@ -97,10 +94,8 @@ pub fn step(input: &str, probe: &str) -> String {
         },
         body: f.0,
     };
-    let mut parts = crate::split(state, b' ');
-    let head = parts.next().unwrap_or("");
-    let up = head.bytes().next().and_then(Phase::from_byte).map(|phase| {
-        let status = number(head.get(1..).unwrap_or("")) as u16;
+    let up = state.bytes().next().and_then(Phase::from_byte).map(|phase| {
+        let status = number(state.get(1..).unwrap_or("")) as u16;
         Upstream {
             phase: Some(phase),
             status,
@@ -108,8 +103,6 @@ pub fn step(input: &str, probe: &str) -> String {
             www_authenticate,
             location: if status == 0 { "" } else { location },
             body: upstream_body,
-            ms: number(parts.next().unwrap_or("")),
-            redirected: parts.next() == Some("1"),
         }
     });
     let (action, log) = step_logged(&req, up.as_ref());
@@ -162,7 +155,7 @@ pub fn encode(action: &Action, log: &str, probe: &str) -> String {
             crate::push_number(&mut out, bits);
             out.put(b'\n');
             out.put(f.phase.as_byte());
-            for field in [f.method, &f.url, f.authorization.as_deref().unwrap_or(""), f.form.as_deref().unwrap_or("")] {
+            for field in [f.method, &f.url, f.authorization.as_deref().unwrap_or(""), log, f.form.as_deref().unwrap_or("")] {
                 out.put(b'\n');
                 out.push_str(field);
             }

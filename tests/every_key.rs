@@ -166,33 +166,36 @@ fn the_page_off_answers_like_the_registry_root() {
 }
 
 #[test]
-fn logs_one_line_per_request_without_credentials() {
-    // Every fetch comes back, so the last action can carry the line.
-    let a = step(&Request { authorization: true, ..Request::new("GET", &format!("{M}/v2/busybox/manifests/1")) }, None);
-    assert_eq!(fetch(&a).resume & RESUME_ALL, RESUME_ALL);
-    let url = format!("{M}/v2/evil/x/manifests/1");
-    let local = Request { client: "198.51.100.7", ..Request::new("GET", &url) };
-    let (_, line) = step_logged(&local, None);
-    assert_eq!(
-        line.as_deref(),
-        Some(r#"{"route":"docker","kind":"manifest","repository":"evil/x","status":403,"upstream":null,"client":"198.51.100.7"}"#)
-    );
+fn says_what_each_request_was_about_for_its_log_line() {
+    // A logged fetch does not come back for its line: the entry writes it
+    // from what the action said and what it saw.
     let url = format!("{M}/v2/busybox/blobs/{D}");
-    let r = Request { authorization: true, client: "2001:db8::1", ..Request::new("GET", &url) };
-    let answer = Upstream { ms: 42, redirected: true, ..up(Phase::Api, 200, "", "") };
-    let (action, line) = step_logged(&r, Some(&answer));
-    assert_eq!(action, Action::Relay { challenges: None, location: None, body: None });
-    assert_eq!(
-        line.as_deref(),
-        Some(r#"{"route":"docker","kind":"blob","repository":"library/busybox","status":200,"upstream":200,"redirected":true,"ms":42,"client":"2001:db8::1"}"#)
-    );
-    // A token request with the account's secret: the line names neither.
+    let r = Request { authorization: true, ..Request::new("GET", &url) };
+    let (action, about) = step_logged(&r, None);
+    assert_eq!(fetch(&action).resume & RESUME_ALL, 0);
+    assert_eq!(about.as_deref(), Some(r#""route":"docker","kind":"blob","repository":"library/busybox""#));
+    // A local answer says it too; so does a relay after a fetch came back.
+    let evil = format!("{M}/v2/evil/x/manifests/1");
+    let local = Request::new("GET", &evil);
+    let (action, about) = step_logged(&local, None);
+    assert_eq!(answered(&action).0, 403);
+    assert_eq!(about.as_deref(), Some(r#""route":"docker","kind":"manifest","repository":"evil/x""#));
+    let (action, about) = step_logged(&r, Some(&up(Phase::Api, 401, "Bearer realm=\"https://auth.docker.io/token\"", "")));
+    assert!(matches!(action, Action::Relay { challenges: Some(_), .. }));
+    assert_eq!(about.as_deref(), Some(r#""route":"docker","kind":"blob","repository":"library/busybox""#));
+    // A token request with the account's secret: neither reading the secret
+    // nor the fetch that carries it says anything of it.
     let url = format!("{M}/token?scope=repository:busybox:pull");
-    let t = Request { secret: Secret::Value("u%3Asecret-token"), client: "c", ..Request::new("GET", &url) };
-    let (action, line) = step_logged(&t, None);
-    assert!(matches!(action, Action::Fetch(_)) && line.is_none(), "a fetch is not the end of the request");
-    let (_, line) = step_logged(&t, Some(&up(Phase::Token, 200, "", "")));
-    let line = line.expect("a line");
-    assert_eq!(line, r#"{"route":"docker","kind":"token","repository":"busybox","status":200,"upstream":200,"redirected":false,"ms":0,"client":"c"}"#);
-    assert!(!line.contains("secret-token") && !line.contains("dTpz"));
+    let (action, about) = step_logged(&Request::new("GET", &url), None);
+    assert!(matches!(action, Action::ReadSecret(_)) && about.is_none(), "reading a secret does not end the request");
+    let t = Request { secret: Secret::Value("u%3Asecret-token"), ..Request::new("GET", &url) };
+    let (action, about) = step_logged(&t, None);
+    assert!(matches!(action, Action::Fetch(_)));
+    let about = about.expect("what the fetch is about");
+    assert_eq!(about, r#""route":"docker","kind":"token","repository":"busybox""#);
+    assert!(!about.contains("secret-token") && !about.contains("dTpz"));
+    // A repository name that needs escaping in JSON comes escaped.
+    let q = format!("{M}/token?scope=repository%3Amyorg%2F%22x%5C%3Apull");
+    let (_, about) = step_logged(&Request { authorization: true, ..Request::new("GET", &q) }, None);
+    assert!(about.is_some_and(|a| a.ends_with(r#""repository":"myorg/\"x\\""#)), "escaped");
 }

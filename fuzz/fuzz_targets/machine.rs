@@ -32,7 +32,7 @@ fuzz_target!(|data: &[u8]| {
     let method = line(f.next().unwrap_or("GET"));
     let url = line(f.next().unwrap_or(""));
     let body = f.next().unwrap_or("").to_string();
-    let base = format!("{}\n{method}\n{url}\n\n", flags % 4);
+    let base = format!("{}\n{method}\n{url}\n", flags % 4);
     let mut allowed: Vec<String> = routes()
         .flat_map(|r| [Some(r.upstream), r.realm])
         .flatten()
@@ -102,7 +102,7 @@ fuzz_target!(|data: &[u8]| {
                 }
                 let err = if status == 0 { "Error%3A%20x" } else { "" };
                 let third = if status == 0 { err.to_string() } else { loc };
-                out = step(&format!("{base}{phase}{status} 1 0\n{wa}\n{third}\n{secret}\nslow%20down{tail}"), "");
+                out = step(&format!("{base}{phase}{status}\n{wa}\n{third}\n{secret}\nslow%20down{tail}"), "");
             }
             Some(b'R') => {
                 let location = &head[1..];
