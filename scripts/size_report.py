@@ -9,8 +9,12 @@ flags, and a dated history with one row per change that moved the numbers.
 
 --check (the size check CI runs) exits non-zero, printing the figures, when
 the build differs from the committed report or is over a budget below, for
-the shipped table and for tests/routes.every-key.toml, a table that uses
-every key (the budgets hold whatever a deployment turns on).
+the shipped table and for the two every-key tables (tests/routes.every-key.toml,
+3 routes, and tests/routes.every-key-16.toml, the biggest realistic table:
+the budgets hold whatever a deployment turns on), or when a route costs more
+than ROUTE_BUDGET bytes of wasm: the marginal cost is the shipped table with
+tests/routes.more.toml's eight routes appended, less the shipped table, over
+eight.
 --no-build reuses build/. --variants builds the same worker with what the
 design card names and the shipped build leaves out, one at a time: one call
 into the `worker` crate, and wee_alloc instead of the bump allocator, and
@@ -33,12 +37,15 @@ REPORT = os.path.join(ROOT, "size-report.md")
 WASM = os.path.join(ROOT, "build", "index_bg.wasm")
 JS = os.path.join(ROOT, "build", "index.js")
 KIB = 1024
-EVERY_KEY_TABLE = "tests/routes.every-key.toml"
+EVERY_KEY_TABLES = ("tests/routes.every-key.toml", "tests/routes.every-key-16.toml")
+MORE_ROUTES = "tests/routes.more.toml"
 
 # Budgets (issue: Snippets-style budgets). The gzip total is wasm + JS as
 # wrangler uploads them.
 BUDGET_WASM_RAW = 32 * KIB
 BUDGET_TOTAL_GZIP = 32 * KIB
+# Wasm bytes per added route (route data, not route code).
+ROUTE_BUDGET = 96
 
 # cargo-installed tools: on PATH, else in the cargo home (CARGO_HOME, which
 # is not always ~/.cargo).
@@ -63,6 +70,26 @@ def build(table=None, args=()):
     r = run(["bash", "scripts/build-worker.sh", *args], env=env)
     if r.returncode != 0:
         sys.exit(f"build failed:\n{r.stdout[-4000:]}{r.stderr[-4000:]}")
+
+
+def route_count(toml_text):
+    return len(re.findall(r"^\[routes\.", toml_text, re.M))
+
+
+def marginal():
+    """Wasm bytes per route: routes.toml with MORE_ROUTES appended, less
+    routes.toml, over the number of routes added. Leaves build/ with the
+    bigger table's build."""
+    build("routes.toml")
+    base = sizes()[0]
+    more = open(os.path.join(ROOT, MORE_ROUTES)).read()
+    added = route_count(more)
+    table = os.path.join(ROOT, "build", "routes.plus-more.toml")
+    os.makedirs(os.path.dirname(table), exist_ok=True)
+    with open(table, "w") as f:
+        f.write(open(os.path.join(ROOT, "routes.toml")).read() + "\n" + more)
+    build(table)
+    return (sizes()[0] - base) / added, base, added
 
 
 def sizes():
@@ -192,7 +219,7 @@ def main():
     ap.add_argument("--variants", action="store_true")
     a = ap.parse_args()
     if a.variants:
-        for table in ("routes.toml", EVERY_KEY_TABLE):
+        for table in ("routes.toml", *EVERY_KEY_TABLES):
             for label, features in (("shipped", ()), ("with the worker crate", ("--features", "worker-crate")),
                                     ("with wee_alloc", ("--features", "wee_alloc"))):
                 build(table, features)
@@ -202,25 +229,33 @@ def main():
         build()
         return
     # Every key turned on first, so build/ ends with the shipped table's build.
-    every = None
+    every = {}
+    per_route = None
     if not a.no_build:
-        build(EVERY_KEY_TABLE)
-        every = sizes()
+        for table in EVERY_KEY_TABLES:
+            build(table)
+            every[table] = sizes()
+        per_route = marginal()
         build()
     w_raw, w_gz, j_raw, j_gz = sizes()
     total_gz = w_gz + j_gz
     figures = (f"wasm {w_raw} B ({w_raw / KIB:.1f} KiB), gzip {w_gz} B; JS {j_raw} B, gzip {j_gz} B; "
                f"wasm+JS gzip {total_gz} B ({total_gz / KIB:.1f} KiB)")
     print(figures)
-    if every:
-        print(f"{EVERY_KEY_TABLE}: wasm {every[0]} B, wasm+JS gzip {every[1] + every[3]} B")
+    for table, e in every.items():
+        print(f"{table}: wasm {e[0]} B, wasm+JS gzip {e[1] + e[3]} B")
+    if per_route:
+        print(f"per route: {per_route[0]:.1f} B of wasm ({per_route[2]} routes of {MORE_ROUTES} added to routes.toml)")
     if a.check:
         over = over_budget(w_raw, total_gz)
-        if every:
-            over += [f"{EVERY_KEY_TABLE}: {o}" for o in over_budget(every[0], every[1] + every[3])]
+        for table, e in every.items():
+            over += [f"{table}: {o}" for o in over_budget(e[0], e[1] + e[3])]
+        if per_route and per_route[0] > ROUTE_BUDGET:
+            over.append(f"{per_route[0]:.1f} B of wasm per route > {ROUTE_BUDGET} B")
         if over:
             sys.exit("size check failed, over budget: " + "; ".join(over))
-        print(f"within the budgets (wasm <= {BUDGET_WASM_RAW} B raw, wasm + JS <= {BUDGET_TOTAL_GZIP} B gzip)")
+        print(f"within the budgets (wasm <= {BUDGET_WASM_RAW} B raw, wasm + JS <= {BUDGET_TOTAL_GZIP} B gzip, "
+              f"<= {ROUTE_BUDGET} B of wasm per route)")
         # The committed report must describe this build.
         recorded = open(REPORT).read() if os.path.exists(REPORT) else ""
         if f"| `build/index_bg.wasm` | {w_raw} (" not in recorded or f"{JS_ROW} {j_raw} (" not in recorded:
@@ -261,8 +296,17 @@ change that moves the numbers.
 (files: {", ".join(up_files)}; wrangler re-bundles the JS, minified: `minify = true` in wrangler.toml).
 
 Budgets (Snippets-style, enforced by `--check`): wasm ≤ {BUDGET_WASM_RAW} B raw: {status(w_raw <= BUDGET_WASM_RAW)};
-wasm + JS ≤ {BUDGET_TOTAL_GZIP} B gzip: {status(total_gz <= BUDGET_TOTAL_GZIP)}. The same build with
-`{EVERY_KEY_TABLE}` (every route-table key in use): """ + (f"wasm {every[0]} B, wasm + JS gzip {every[1] + every[3]} B: {status(not over_budget(every[0], every[1] + every[3]))}." if every else "not built (--no-build).") + f"""
+wasm + JS ≤ {BUDGET_TOTAL_GZIP} B gzip: {status(total_gz <= BUDGET_TOTAL_GZIP)}. The same build with every
+route-table key in use:
+
+| table | routes | wasm | wasm + JS gzip | budgets |
+| --- | ---: | ---: | ---: | --- |
+""" + "".join(f"| `{t}` | {route_count(open(os.path.join(ROOT, t)).read())} | {e[0]} | {e[1] + e[3]} | "
+              f"{status(not over_budget(e[0], e[1] + e[3]))} |\n" for t, e in every.items()) + (
+    f"""
+Route data: {per_route[0]:.1f} B of wasm per route (`routes.toml` with the {per_route[2]} routes of
+`{MORE_ROUTES}` appended, less `routes.toml`, over {per_route[2]}; budget {ROUTE_BUDGET} B):
+{status(per_route[0] <= ROUTE_BUDGET)}.""" if per_route else "(not built: --no-build)") + f"""
 
 ## Largest wasm contributors
 

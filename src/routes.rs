@@ -62,6 +62,19 @@ impl Str {
         let (a, b) = self.span();
         items.get(a..b).unwrap_or(&[])
     }
+
+    fn len(self) -> usize {
+        let Str([_, _, len]) = self;
+        usize::from(len)
+    }
+
+    /// Whether the string is `s`, ignoring ASCII case. (The lookups compare
+    /// without taking the string out: a function returning a `&str` returns
+    /// it through memory in wasm32, which costs code at every call.)
+    fn is(self, s: &[u8]) -> bool {
+        let (a, b) = self.span();
+        POOL.as_bytes().get(a..b).is_some_and(|p| p.eq_ignore_ascii_case(s))
+    }
 }
 
 /// A host name a route answers on: a name of its own, or a label under the
@@ -76,15 +89,15 @@ impl Host {
     /// Whether `host` (port and trailing dot already removed) is this one,
     /// ignoring case.
     pub fn is(self, host: &str) -> bool {
-        let (label, h) = (self.name.get().as_bytes(), host.as_bytes());
-        if !self.domain {
-            return h.eq_ignore_ascii_case(label);
+        let h = host.as_bytes();
+        let n = self.name.len();
+        if !self.domain || n == 0 {
+            return (if self.domain { DOMAIN } else { self.name }).is(h);
         }
-        // LABEL "." DOMAIN, or DOMAIN alone for an empty label.
-        let n = label.len();
-        let rest = if n == 0 { Some(h) } else { h.get(n + 1..).filter(|_| h.get(n) == Some(&b'.')) };
-        h.get(..n).is_some_and(|head| head.eq_ignore_ascii_case(label))
-            && rest.is_some_and(|r| r.eq_ignore_ascii_case(DOMAIN.get().as_bytes()))
+        // LABEL "." DOMAIN
+        h.get(n) == Some(&b'.')
+            && h.get(..n).is_some_and(|label| self.name.is(label))
+            && h.get(n + 1..).is_some_and(|domain| DOMAIN.is(domain))
     }
 }
 
@@ -201,7 +214,7 @@ pub fn get(i: usize) -> Option<Route> {
 /// The route a registry name (`?ns=`, `/token/<registry>`) names.
 pub fn by_registry(name: &str) -> Option<usize> {
     let name = name.strip_suffix(".").unwrap_or(name);
-    TABLE.iter().position(|r| r.str(3).get().eq_ignore_ascii_case(name))
+    TABLE.iter().position(|r| r.str(3).is(name.as_bytes()))
 }
 
 /// The route for names without a prefix on `host` (port already removed, a

@@ -227,9 +227,14 @@ FRONT_FAULTS = {
     "fault/hang": "never answer",
     "fault/short": "cut the body short",
     "fault/cookie": "answer 200 with Set-Cookie",
+    "fault/hopbyhop": "answer 200 with hop-by-hop headers (Connection, Keep-Alive, Trailer, Upgrade, Proxy-Authenticate)",
+    "fault/slowbody": "send the headers at once and the body over 22 s, longer than the worker's 20 s header timeout",
     "fault/ratelimit": "answer 429 as Docker Hub's pull rate limit does",
     "fault/abuse": "answer 429 as a per-address limit does (plain text)",
 }
+
+# fault/slowbody: one KiB a second for longer than the worker's header timeout.
+SLOW_CHUNKS = 23
 
 # Docker Hub's pull-rate-limit answer (its documented body and headers).
 PULL_LIMIT_BODY = ('{"errors":[{"code":"TOOMANYREQUESTS","message":"You have reached your unauthenticated pull rate limit. '
@@ -283,6 +288,20 @@ def front_handler(registry, cdn, log):
                 return self.send_body(429, "Too Many Requests\n", ctype="text/plain", headers=[("Retry-After", "30")])
             if name == "fault/cookie":
                 return self.send_body(200, '{"ok":true}', headers=[("Set-Cookie", "upstream-session=secret; Path=/")])
+            if name == "fault/hopbyhop":
+                return self.send_body(200, '{"ok":true}', headers=[
+                    ("Connection", "keep-alive"), ("Keep-Alive", "timeout=5"), ("Trailer", "X-Checksum"),
+                    ("Upgrade", "h2c"), ("Proxy-Authenticate", 'Basic realm="upstream proxy"')])
+            if name == "fault/slowbody":
+                self.send_response(200)
+                self.send_header("Content-Type", "application/octet-stream")
+                self.send_header("Content-Length", str(SLOW_CHUNKS * 1024))
+                self.end_headers()
+                for _ in range(SLOW_CHUNKS):
+                    self.wfile.write(b"s" * 1024)
+                    self.wfile.flush()
+                    time.sleep(1)
+                return None
             return None
 
         def handle_any(self):

@@ -86,10 +86,11 @@ def test_ping_costs_nothing_without_credentials_and_one_request_with(stack):
 
 
 def test_a_repeated_request_gets_the_same_answer_and_the_same_subrequests(stack):
-    """The entry keeps the planner's actions for recent inputs (src/edge.js):
-    the second of two identical requests is planned from that memo. It must
-    be answered exactly as the first, and cost the same upstream requests.
-    Each path is new to this run, so the first is planned in wasm."""
+    """The entry keeps the planner's actions for inputs that repeat
+    (src/edge.js): an input is kept the second time it comes, so the third
+    of three identical requests is planned from that memo. Every one must be
+    answered exactly as the first, and cost the same upstream requests. Each
+    path is new to this run, so the first two are planned in wasm."""
     n = str(time.time_ns())
     tok = token(stack, "repository:library/multilayer:pull")
     anon = token(stack, "repository:private/secret:pull")
@@ -107,7 +108,7 @@ def test_a_repeated_request_gets_the_same_answer_and_the_same_subrequests(stack)
     ]
     for method, host, path, headers, status in cases:
         answers = []
-        for _ in range(2):
+        for _ in range(3):
             marks = stack.marks()
             s, h, body = stack.request(method, host, path, headers)
             got = stack.since(marks)
@@ -117,10 +118,10 @@ def test_a_repeated_request_gets_the_same_answer_and_the_same_subrequests(stack)
             # A token carries a fresh id each time; everything else is the same bytes.
             answers.append((s, kept, None if path.startswith("/token") else body, sub))
         assert answers[0][0] == status, (path, answers[0])
-        assert answers[1] == answers[0], path
+        assert answers[1] == answers[0] and answers[2] == answers[0], path
         assert len(answers[0][3]) == (0 if status == 400 or path.startswith("/v2/?") else 1), (path, answers[0][3])
-    # The rewritten scope reached the issuer both times.
-    assert [e[3] for e in answers[0][3] + answers[1][3]] == [[f"repository:library/busybox{n}:pull"]] * 2
+    # The rewritten scope reached the issuer every time.
+    assert [e[3] for a in answers for e in a[3]] == [[f"repository:library/busybox{n}:pull"]] * 3
 
 
 def test_token_get_rewrites_every_scope_and_forwards_credentials(stack):
@@ -311,6 +312,26 @@ def test_a_body_cut_short_reaches_the_client_as_a_short_body(stack):
         r.read()
     c.close()
     assert stack.request("GET", D, "/v2/")[0] == 401
+
+
+def test_hop_by_hop_headers_of_the_upstream_stop_at_the_mirror(stack):
+    # The entry drops Proxy-Authenticate (and Set-Cookie, above) itself; the
+    # runtime drops the connection's own headers when it sends the answer.
+    s, h, body = stack.request("GET", D, "/v2/fault/hopbyhop/manifests/x")
+    assert s == 200 and body == b'{"ok":true}'
+    for name in ("keep-alive", "trailer", "upgrade", "proxy-authenticate"):
+        assert not hget(h, name), (name, h)
+    assert hget(h, "connection") in ([], ["keep-alive"], ["close"]), h
+
+
+def test_a_body_slower_than_the_header_timeout_arrives_whole(stack):
+    # The 20 s timeout bounds the wait for the upstream's headers, not the
+    # body: a large layer from a slow upstream streams for as long as it takes.
+    start = time.time()
+    s, _, body = stack.request("GET", D, f"/v2/fault/slowbody/blobs/sha256:{'1' * 64}")
+    took = time.time() - start
+    assert s == 200 and body == b"s" * 1024 * 23
+    assert took > 21, took
 
 
 def test_a_hanging_upstream_gives_504_after_the_bounded_wait(stack):
