@@ -257,6 +257,76 @@ fn decode(out: &str, route: &str, field: &str) -> Option<String> {
     pool.get(at..at + len).map(str::to_string)
 }
 
+/// Every table the project builds, rendered and read back: each field of
+/// each route, and each host and allow pattern, is the string the table
+/// says, wherever the pool stores it.
+#[test]
+fn every_table_reads_back_from_its_pool() {
+    for file in ["routes.toml", "tests/routes.every-key.toml", "tests/routes.every-key-16.toml", "tests/e2e/routes.e2e.toml", "bench/routes.bench.toml"] {
+        let src = std::fs::read_to_string(format!("{}/{file}", env!("CARGO_MANIFEST_DIR"))).expect("table");
+        let table = parse(&src).unwrap_or_else(|e| panic!("{file}: {e:?}"));
+        let out = render(&table, file);
+        let pool = out.split("static POOL: &str = \"").nth(1).and_then(|p| p.split("\";").next()).expect("pool");
+        for r in &table.routes {
+            let name = table.log.then_some(r.name.as_str());
+            let fields = [
+                ("name", name),
+                ("prefix", r.prefix.as_deref()),
+                ("registry", Some(r.registry.as_str())),
+                ("upstream", Some(r.upstream.as_str())),
+                ("realm", r.realm.as_deref()),
+                ("service", r.service.as_deref()),
+                ("repository", r.repository.as_deref()),
+                ("credentials", r.credentials.as_deref()),
+            ];
+            for (field, want) in fields {
+                assert_eq!(decode(&out, &r.name, field).as_deref(), want, "{file} [routes.{}] {field}", r.name);
+            }
+        }
+        // Hosts: the label, and the domain after a dot when the entry says so.
+        let domain = table.domain.clone().unwrap_or_default();
+        let hosts: Vec<String> = out
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("Host { name: "))
+            .map(|l| {
+                let (name, rest) = l.split_once(", domain: ").expect("host entry");
+                let label = match name.strip_prefix("s(").and_then(|a| a.strip_suffix(')')) {
+                    Some(args) => {
+                        let (at, len) = args.split_once(", ").expect("s(at, len)");
+                        let (at, len): (usize, usize) = (at.parse().expect("at"), len.parse().expect("len"));
+                        &pool[at..at + len]
+                    }
+                    None => {
+                        assert_eq!(name, "NONE");
+                        ""
+                    }
+                };
+                match (rest.starts_with("true"), label.is_empty()) {
+                    (true, true) => domain.clone(),
+                    (true, false) => format!("{label}.{domain}"),
+                    (false, _) => label.to_string(),
+                }
+            })
+            .collect();
+        let want: Vec<String> = table.routes.iter().flat_map(|r| r.hosts.clone()).collect();
+        assert_eq!(hosts, want, "{file}: hosts");
+        let allow: Vec<&str> = out
+            .split("static ALLOW: &[Str] = &[\n")
+            .nth(1)
+            .expect("allow table")
+            .lines()
+            .take_while(|l| *l != "];")
+            .map(|l| {
+                let (at, len) = l.trim().strip_prefix("s(").and_then(|a| a.split(')').next()).and_then(|a| a.split_once(", ")).expect("s(at, len)");
+                let (at, len): (usize, usize) = (at.parse().expect("at"), len.parse().expect("len"));
+                &pool[at..at + len]
+            })
+            .collect();
+        let want: Vec<&str> = table.routes.iter().flat_map(|r| r.allow.iter().map(String::as_str)).collect();
+        assert_eq!(allow, want, "{file}: allow");
+    }
+}
+
 #[test]
 fn renders_a_generated_table_with_line_comments() {
     let table = parse("log = true\n[routes.a]\nhosts = [\"a.test\"]\nupstream = \"https://x\"\nrealm = \"https://x/t\"\nlibrary = true\nallow = [\"library/*\"]\ncredentials = \"A_CREDS\"\n\n[routes.b]\nhosts = [\"b.test\"]\nupstream = \"https://y\"\ndefault = true\nredirects = \"pass\"\nprefix = \"b.io\"\nregistry = \"b.io\"\n").expect("parses");
@@ -359,4 +429,33 @@ fn the_build_reports_the_file_and_line() {
     assert!(!out.status.success(), "the build should fail");
     let want = format!("{}:3: upstream \"http://x\" uses plain http", table.display());
     assert!(stderr.contains(&want), "stderr was:\n{stderr}");
+}
+
+/// The worker's own reading of its compiled table (src/routes.rs) gives back
+/// what the table says, route by route: the decoder and the renderer agree.
+#[test]
+fn the_compiled_table_reads_back_as_written() {
+    let file = std::env::var("ROUTES").unwrap_or_else(|_| "routes.toml".to_string());
+    let src = std::fs::read_to_string(format!("{}/{file}", env!("CARGO_MANIFEST_DIR"))).expect("table");
+    let table = parse(&src).expect("parses");
+    let compiled: Vec<_> = edge_mirror::routes::routes().collect();
+    assert_eq!(compiled.len(), table.routes.len());
+    for (r, spec) in compiled.iter().zip(&table.routes) {
+        assert_eq!(r.name, if table.log { spec.name.as_str() } else { "" });
+        assert_eq!(r.prefix, spec.prefix.as_deref());
+        assert_eq!(r.registry, spec.registry);
+        assert_eq!(r.upstream, spec.upstream);
+        assert_eq!(r.realm, spec.realm.as_deref());
+        assert_eq!(r.service, spec.service.as_deref());
+        assert_eq!(r.repository, spec.repository.as_deref());
+        assert_eq!(r.credentials, spec.credentials.as_deref());
+        assert_eq!((r.library, r.follow_redirects), (spec.library, spec.follow_redirects));
+        let allow: Vec<&str> = r.allow.iter().map(|p| p.get()).collect();
+        assert_eq!(allow, spec.allow);
+        assert_eq!(r.hosts.len(), spec.hosts.len(), "{}", spec.name);
+        for (h, want) in r.hosts.iter().zip(&spec.hosts) {
+            assert!(h.is(want) && h.is(&want.to_ascii_uppercase()), "{} {want}", spec.name);
+            assert!(!h.is(&format!("x{want}")) && !h.is(&want[1..]) && !h.is(&format!("{want}.x")), "{} {want}", spec.name);
+        }
+    }
 }
