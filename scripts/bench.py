@@ -15,6 +15,10 @@ Contenders (the first is the one judged; ratios are it against each other):
   floor   bench/floor.js: each kind's inherent work only (constant local
           answers, one fetch with the client's request as it came, redirects
           followed by the runtime): how much of a request's cost is ours at all
+  rung1..rung4  bench/ladder.js: the floor plus one piece of the worker's
+          work after another (header allow-list, timeout, awaiting and
+          checking the response, rewriting a challenge): where the cost
+          between the floor and the worker goes
   DIR     a directory holding a prebuilt index.js and index_bg.wasm (for
           measuring one lever against the shipped build)
 
@@ -27,7 +31,7 @@ Traffic shapes, each in its own interleaved rounds:
 First it checks that the contenders do the same job: for every request kind,
 one request to each, comparing status, body, the headers clients act on, and
 the subrequests nginx saw (method, path, decoded query, Authorization,
-Range); the floor only has to give the same status. Then, in rounds, each
+Range); the floor and the ladder only have to give the same status. Then, in rounds, each
 with freshly started workerd processes pinned to one CPU (wrk, nginx and
 this script on the other), it loads each kind on each contender in turn (the
 order rotating kind by kind and round by round) with bounded keep-alive runs
@@ -102,7 +106,7 @@ class Contender:
 
 def same_job(up, names, contenders):
     """One request per kind to each contender: the same answer and the same
-    subrequests as the first (the floor: the same status)."""
+    subrequests as the first (the floor and the ladder: the same status)."""
     problems = []
     ref = contenders[0]
     for name in names:
@@ -119,7 +123,7 @@ def same_job(up, names, contenders):
         verdict = []
         for c in contenders[1:]:
             ca, cs = seen[c.name]
-            if c.kind == "floor":
+            if c.kind == "floor" or c.kind.startswith("rung"):
                 ok = ca[0] == ra[0]
                 if not ok:
                     problems.append(f"{name}: the floor answered {ca[0]}, {ref.name} {ra[0]}")
@@ -197,12 +201,12 @@ def contenders_from(spec, a, work):
             out.append(Contender(name, addr, "rust", build))
         elif name == "js":
             out.append(Contender(name, addr, "js", bindings={"REDIRECTS": a.js_redirects}))
-        elif name == "floor":
-            out.append(Contender(name, addr, "floor"))
+        elif name == "floor" or name in ("rung1", "rung2", "rung3", "rung4"):
+            out.append(Contender(name, addr, name))
         elif os.path.isfile(os.path.join(name, "index_bg.wasm")):
             out.append(Contender(os.path.basename(name.rstrip("/")), addr, "rust", name))
         else:
-            sys.exit(f"unknown contender {name!r}: rust, nomemo, js, floor or a directory with a prebuilt worker")
+            sys.exit(f"unknown contender {name!r}: rust, nomemo, js, floor, rung1 to rung4 or a directory with a prebuilt worker")
     return out
 
 
@@ -240,7 +244,7 @@ def main():
     ap.add_argument("--routes", default="bench/routes.bench.toml",
                     help="route table for the Rust build (bench/routes.bench-log.toml: the same with log = true)")
     ap.add_argument("--features", default="", help="cargo features for the Rust build (e.g. worker-crate, to measure what linking it costs)")
-    ap.add_argument("--contenders", default="rust,js,floor", help="comma-separated: rust, nomemo, js, floor or build directories; the first is judged")
+    ap.add_argument("--contenders", default="rust,js,floor", help="comma-separated: rust, nomemo, js, floor, rung1..rung4 or build directories; the first is judged")
     ap.add_argument("--shapes", default=",".join(SHAPES), help="comma-separated subset of " + ",".join(SHAPES))
     ap.add_argument("--js-redirects", choices=["runtime", "manual"], default="runtime",
                     help="manual: the baseline follows redirects itself, as the worker once did (measures what runtime following saves)")

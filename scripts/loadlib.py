@@ -132,8 +132,8 @@ const worker :Workerd.Worker = (
 class Workerd:
     """One worker under plain `workerd serve` (no wrangler proxy, inspector or
     logging in the way). kind is "rust" (the build in `build`, default
-    build/), or a JavaScript worker under bench/: "js" (baseline.js) or
-    "floor" (floor.js)."""
+    build/), or a JavaScript worker under bench/: "js" (baseline.js),
+    "floor" (floor.js), or "rung1" to "rung4" (ladder.js with RUNG = N)."""
 
     SCRIPTS = {"js": "baseline.js", "floor": "floor.js"}
 
@@ -148,6 +148,12 @@ class Workerd:
             shutil.copy(os.path.join(build, "index.js"), d)
             shutil.copy(os.path.join(build, "index_bg.wasm"), d)
             modules = '(name = "index.js", esModule = embed "index.js"), (name = "index_bg.wasm", wasm = embed "index_bg.wasm")'
+        elif kind.startswith("rung"):
+            script = "ladder.js"
+            text = open(os.path.join(ROOT, "bench", script)).read()
+            with open(os.path.join(d, script), "w") as f:
+                f.write(text.replace("const RUNG = 0;", f"const RUNG = {int(kind[4:])};", 1))
+            modules = f'(name = "{script}", esModule = embed "{script}")'
         else:
             script = self.SCRIPTS[kind]
             shutil.copy(os.path.join(ROOT, "bench", script), d)
