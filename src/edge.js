@@ -187,6 +187,17 @@ function secret(env, name) {
   return typeof v === "string" ? "=" + encodeURIComponent(v) : "-";
 }
 
+// One JSON line for the Workers log: what the planner said the request was
+// about (`about`: "route", "kind" and "repository" members), the status
+// the client gets, the last upstream exchange (its status, 0 when the fetch
+// failed, or none), and the client's address when the table asks for it.
+function log(about, status, upStatus, redirected, ms, h) {
+  let line = "{" + about + ',"status":' + status + (upStatus < 0 ? ',"upstream":null'
+    : ',"upstream":' + upStatus + ',"redirected":' + redirected + ',"ms":' + ms);
+  if (CLIENT) line += ',"client":' + JSON.stringify(h.get("cf-connecting-ip") || "");
+  console.log(line + "}");
+}
+
 // At most 4 KiB of an upstream body (a 429's), for the planner's message.
 async function upstreamBody(r) {
   const text = await r.text();
@@ -218,15 +229,10 @@ export default {
     let body = "";
     let a = call(facts + "\n\n\n" + known + body, true);
     let up;
-    // For the log line (LOGS only): the last fetch's status (0: it failed),
-    // whether the runtime followed a redirect, milliseconds to its headers.
+    // For the log line (LOGS only): the last fetch's status (0: it failed,
+    // -1: none), whether the runtime followed a redirect, milliseconds to its
+    // headers.
     let upStatus = -1, redirected = false, ms = 0;
-    const log = (about, status) => {
-      let line = "{" + about + ',"status":' + status + (upStatus < 0 ? ',"upstream":null'
-        : ',"upstream":' + upStatus + ',"redirected":' + redirected + ',"ms":' + ms);
-      if (CLIENT) line += ',"client":' + JSON.stringify(h.get("cf-connecting-ip") || "");
-      console.log(line + "}");
-    };
     for (;;) {
       const op = a.charCodeAt(0);
       if (op === ANSWER) {
@@ -236,11 +242,11 @@ export default {
         if (p[2] !== "") headers["allow"] = p[2];
         if (p[3] !== "") headers["x-wasm-memory-pages"] = p[3];
         const status = +p[0].slice(1);
-        if (LOGS) log(p[4], status);
+        if (LOGS) log(p[4], status, upStatus, redirected, ms, h);
         return new Response(p[5], { status, headers });
       }
       if (op === PAGE_ANSWER) {
-        if (LOGS) log(a.slice(1), 200);
+        if (LOGS) log(a.slice(1), 200, upStatus, redirected, ms, h);
         return new Response(PAGE, { headers: { "content-type": "text/html; charset=utf-8" } });
       }
       if (op === BODY) {
@@ -255,7 +261,7 @@ export default {
       }
       if (op === RELAY) {
         const p = a.split("\n");
-        if (LOGS) log(p[1], up.status);
+        if (LOGS) log(p[1], up.status, upStatus, redirected, ms, h);
         return relay(up, p[0].slice(1), p[2], p.length > 3 ? p.slice(3) : undefined);
       }
       // F: fetch
@@ -290,7 +296,7 @@ export default {
           known === "\n" && text === "" && body === "");
         continue;
       }
-      if (LOGS) log(p[5], s);
+      if (LOGS) log(p[5], s, upStatus, redirected, ms, h);
       return relay(up, "", "", undefined);
     }
   },
