@@ -15,7 +15,7 @@ Contenders (the first is the one judged; ratios are it against each other):
   floor   bench/floor.js: each kind's inherent work only (constant local
           answers, one fetch with the client's request as it came, redirects
           followed by the runtime): how much of a request's cost is ours at all
-  rung1..rung4  bench/ladder.js: the floor plus one piece of the worker's
+  rung1..rung4  bench/floor.js with RUNG = 1..4: the floor plus one piece of the worker's
           work after another (header allow-list, timeout, awaiting and
           checking the response, rewriting a challenge): where the cost
           between the floor and the worker goes

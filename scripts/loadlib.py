@@ -133,7 +133,7 @@ class Workerd:
     """One worker under plain `workerd serve` (no wrangler proxy, inspector or
     logging in the way). kind is "rust" (the build in `build`, default
     build/), or a JavaScript worker under bench/: "js" (baseline.js),
-    "floor" (floor.js), or "rung1" to "rung4" (ladder.js with RUNG = N)."""
+    "floor" (floor.js), or "rung1" to "rung4" (floor.js with RUNG = N)."""
 
     SCRIPTS = {"js": "baseline.js", "floor": "floor.js"}
 
@@ -149,7 +149,7 @@ class Workerd:
             shutil.copy(os.path.join(build, "index_bg.wasm"), d)
             modules = '(name = "index.js", esModule = embed "index.js"), (name = "index_bg.wasm", wasm = embed "index_bg.wasm")'
         elif kind.startswith("rung"):
-            script = "ladder.js"
+            script = "floor.js"
             text = open(os.path.join(ROOT, "bench", script)).read()
             with open(os.path.join(d, script), "w") as f:
                 f.write(text.replace("const RUNG = 0;", f"const RUNG = {int(kind[4:])};", 1))
