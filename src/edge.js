@@ -31,18 +31,20 @@ const CAP = 65536;
 // (and upstream answer) always give the same action. So actions of inputs
 // that repeat are kept and reused, and a repeated request (every pull's /v2/
 // ping, a popular tag, a layer many clients fetch, the upstream's challenge
-// for it) costs a lookup instead of a copy into wasm, a step and a copy out.
+// for it) costs a lookup instead of a call into wasm and a copy out.
 // A request seen once must cost nothing more than without the memo, and most
 // are seen once: so an input is kept only the second time it comes. The
-// planner returns a hash of each input; SEEN remembers the hashes of recent
-// inputs (a fixed array of numbers: nothing to allocate, nothing for the
-// garbage collector to keep alive), and only an input whose hash is already
-// there goes into the memo. Only inputs without secrets or bodies are kept
-// (no credential and no password stays in the memo), each input and action
-// at most MEMO_KEY characters, MEMO_BYTES characters in all (one byte each:
-// the planner's text is ASCII); the memo is emptied when full. MEMO is false
-// only in builds that must run the planner on every request (the soak's, which samples linear memory;
-// scripts/build-worker.sh, EDGE_MEMO=0).
+// entry hashes each input while it copies it into wasm memory; SEEN
+// remembers the hashes of recent inputs (a fixed array of numbers: nothing
+// to allocate, nothing for the garbage collector to keep alive), and only an
+// input whose hash is already there is looked up in the memo (a Map lookup
+// hashes the whole string and adds it to V8's string table) or goes into it.
+// Only inputs without secrets or bodies are kept (no credential and no
+// password stays in the memo), each input and action at most MEMO_KEY
+// characters, MEMO_BYTES characters in all (one byte each: the planner's
+// text is ASCII); the memo is emptied when full. MEMO is false only in
+// builds that must run the planner on every request (the soak's, which
+// samples linear memory; scripts/build-worker.sh, EDGE_MEMO=0).
 const SEEN_SLOTS = 4096;
 const SEEN = new Int32Array(SEEN_SLOTS);
 const memo = new Map();
@@ -67,19 +69,36 @@ function call(input, keep) {
   // not a bundle's top-level ones.
   const MEMO_KEY = 2048;
   const MEMO_BYTES = 256 * 1024;
-  // step() returns the action's length plus the input's hash times this
-  // (src/edge.rs).
-  const HASH_UNIT = 131072;
   keep = MEMO && keep && input.length <= MEMO_KEY;
-  if (keep) {
+  if (view.length === 0) view = new Uint8Array(wasm.memory.buffer, at, CAP);
+  // The input into wasm memory: ASCII (nearly every input) byte by byte,
+  // without an API call, hashing it on the way (FNV-1a, for the memo);
+  // anything else through the encoder.
+  const len = input.length;
+  let i = 0, hash = -2128831035, n = len;
+  if (len <= CAP) {
+    for (; i < len; i++) {
+      const c = input.charCodeAt(i);
+      if (c > 127) break;
+      view[i] = c;
+      hash = Math.imul(hash ^ c, 16777619);
+    }
+  }
+  if (i < len) {
+    if (keep) for (let j = i; j < len; j++) hash = Math.imul(hash ^ input.charCodeAt(j), 16777619);
+    const { read, written } = enc.encodeInto(input, view);
+    n = read < len ? CAP + 1 : written;
+  }
+  // Only an input seen before can be in the memo: a first-seen one costs
+  // one array read here, and no string is hashed into a Map.
+  const slot = hash & (SEEN_SLOTS - 1);
+  const seen = keep && SEEN[slot] === hash;
+  if (seen) {
     const out = memo.get(input);
     if (out !== undefined) return out;
   }
-  if (view.length === 0) view = new Uint8Array(wasm.memory.buffer, at, CAP);
-  const { read, written } = enc.encodeInto(input, view);
-  let r;
   try {
-    r = step(read < input.length ? CAP + 1 : written);
+    n = step(n);
   } catch (e) {
     // A trap leaves nothing in flight (each call is complete in itself):
     // start a fresh instance for the next request.
@@ -90,12 +109,9 @@ function call(input, keep) {
     throw e;
   }
   if (view.length === 0) view = new Uint8Array(wasm.memory.buffer, at, CAP);
-  const n = r % HASH_UNIT;
   const out = dec.decode(view.subarray(0, n));
   if (keep && out.length <= MEMO_KEY) {
-    const hash = (r - n) / HASH_UNIT | 0;
-    const slot = hash & (SEEN_SLOTS - 1);
-    if (SEEN[slot] !== hash) {
+    if (!seen) {
       SEEN[slot] = hash;
     } else {
       const size = input.length + out.length;

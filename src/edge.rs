@@ -20,10 +20,6 @@ use wasm_bindgen::prelude::wasm_bindgen;
 /// fit with room to spare.
 pub const IO_LEN: usize = 64 * 1024;
 
-/// Above every action length (at most [`IO_LEN`]): the entry splits
-/// [`step`]'s result with it (`HASH_UNIT` in src/edge.js).
-pub const HASH_UNIT: f64 = 131_072.0;
-
 struct Io(UnsafeCell<[u8; IO_LEN]>);
 
 // SAFETY: wasm32 without threads: one caller at a time.
@@ -52,27 +48,21 @@ pub fn client_address() -> bool {
     crate::routes::LOG_CLIENT
 }
 
-/// Plans one step from the `len` bytes at [`io`] and writes the action there.
-/// Returns the action's length plus [`HASH_UNIT`] times the input's
-/// [`crate::wire::key`], for the entry's memo (an f64 holds both exactly:
-/// at most 2^49). `len` above [`IO_LEN`] means the entry could not fit its
-/// input.
+/// Plans one step from the `len` bytes at [`io`] and writes the action there;
+/// returns its length. `len` above [`IO_LEN`] means the entry could not fit
+/// its input.
 #[wasm_bindgen]
-pub fn step(len: usize) -> f64 {
+pub fn step(len: usize) -> usize {
     // SAFETY: single-threaded, and the entry does not touch the buffer while
     // this call runs; this is the only reference to it during the call.
     let buf = unsafe { &mut *IO.0.get() };
-    let mut key = 0;
     let out = match buf.get(..len) {
         // SAFETY: the entry writes the buffer with TextEncoder.encodeInto,
         // which writes UTF-8 only and never a partial character (a string
         // that does not fit comes with a length above IO_LEN instead), and
         // nothing else writes it. Skipping the check saves core's UTF-8
         // validator, the largest single function the wasm would carry.
-        Some(bytes) => {
-            key = crate::wire::key(bytes);
-            crate::wire::step(unsafe { core::str::from_utf8_unchecked(bytes) }, probe().as_str())
-        }
+        Some(bytes) => crate::wire::step(unsafe { core::str::from_utf8_unchecked(bytes) }, probe().as_str()),
         None => crate::wire::too_large(),
     };
     let out = if out.len() > IO_LEN { crate::wire::too_large() } else { out };
@@ -80,7 +70,7 @@ pub fn step(len: usize) -> f64 {
     if let Some(dst) = buf.get_mut(..n) {
         dst.copy_from_slice(out.as_bytes());
     }
-    f64::from(key) * HASH_UNIT + n as f64
+    n
 }
 
 /// Test builds (`memory-probe`): the linear-memory size in 64 KiB pages, for

@@ -61,14 +61,6 @@ fn number(s: &str) -> u32 {
     s.bytes().take(9).fold(0u32, |n, b| n * 10 + u32::from(b.wrapping_sub(b'0') % 10))
 }
 
-/// The key the entry's memo admits inputs by: FNV-1a (32 bits) of the
-/// input. A hash, not an identity: the memo itself is keyed by the whole
-/// input text, so a collision only admits an input on its first repeat
-/// rather than its second.
-pub fn key(input: &[u8]) -> u32 {
-    input.iter().fold(0x811c_9dc5, |h, &b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193))
-}
-
 /// One call of the entry: the input text in, the action text out. `probe`
 /// goes into local answers' PROBE field (test builds report linear memory
 /// there; release builds pass "").
