@@ -189,7 +189,8 @@ WORKER_CPU = 0 if (os.cpu_count() or 1) >= 2 else None
 def contenders_from(spec, a, work):
     out = []
     for i, name in enumerate(spec.split(",")):
-        addr = f"127.0.0.{30 + i}:{18080 + i}"
+        # 127.0.0.60 and up: clear of the soak (127.0.0.32) and the e2e stack.
+        addr = f"127.0.0.{60 + i}:{18080 + i}"
         if name in ("rust", "nomemo"):
             build = os.path.join(work, "build-" + name)
             if not a.no_build:
