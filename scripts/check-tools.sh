@@ -44,7 +44,7 @@ while read -r prog provider; do
   echo "missing: $prog (from $provider)"
   missing=1
 done <<< "$TOOLS"
-for mod in pytest cryptography; do
+for mod in pytest cryptography yaml; do
   python3 -c "import $mod" 2>/dev/null || { echo "missing: python module $mod (from pip)"; missing=1; }
 done
 if [ $missing -ne 0 ]; then
