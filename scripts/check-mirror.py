@@ -230,7 +230,7 @@ class Check:
         self.n += 1
         status = str(answer.status) if answer else "---"
         hops = "".join(f" -> {s} {self.short(loc)}" for s, loc in (answer.hops if answer else []))
-        self.say(f"{self.n:>2} {step:<22} {method:<4} {self.short(path)}{hops}  {status}  {ms:.0f} ms"
+        self.say(f"{self.n:>2} {step:<24} {method:<4} {self.short(path)}{hops}  {status}  {ms:.0f} ms"
                  + (f"  {self.short(detail)}" if detail else ""))
 
     # --- HTTP ---
