@@ -402,7 +402,8 @@ class Check:
             raise Failed(step, f"{s}, the mirror could not reach the upstream {upstream}{late}",
                          f"the worker's fetch of {upstream} failed. Check that route's upstream (and realm) in routes.toml: "
                          "https://, the registry's API host, no path; that the registry is up; and that it is reachable "
-                         "from the internet (Cloudflare cannot reach private or loopback addresses)")
+                         "from the internet (Cloudflare cannot reach private or loopback addresses). A 502 also comes from "
+                         "an upstream that redirects to a URL the worker cannot fetch or in a loop")
         if s == 503 and code == "UNAVAILABLE" and "credentials secret" in message:
             secret = message.rsplit(": ", 1)[-1]
             raise Failed(step, f"503, the route's credentials secret {secret} is not set (or not user:token)",

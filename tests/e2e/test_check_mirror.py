@@ -206,8 +206,6 @@ FAILURES = [
      ["the manifest's bytes do not match its digest"], ["changed the body"]),
     ("redirect-loop", f"https://pass.mirror.test:{DEV_PORT}", "fault/loop:x", [], "", "manifest HEAD",
      ["more than 10 redirects"], ["redirects in a loop"]),
-    ("redirect-scheme", f"https://pass.mirror.test:{DEV_PORT}", "fault/ftp:x", [], "", "manifest HEAD",
-     ["a redirect led to ftp://127.0.0.2/blob, which clients cannot fetch"], ["another scheme"]),
     ("realm-elsewhere", "http://127.0.0.2:15001", "team/app:2", ["--insecure"], "", "ping",
      ["the realm in the /v2/ challenge is http://127.0.0.3:15002/token, which does not point at the mirror"],
      ["reaches the upstream registry or another mirror", "rewrites the Host header"]),
@@ -333,6 +331,8 @@ class OddRegistry(BaseHTTPRequestHandler):
         if not m:
             return self.send(404, b'{"errors":[{"code":"NAME_UNKNOWN","message":"repository name not known to registry"}]}')
         name, kind, ref = m.groups()
+        if name == "odd/ftp":
+            return self.send(302, b"", [("Location", "ftp://127.0.0.2/blob")])
         if name == "odd/realm":
             return self.send(401, b"{}", [("WWW-Authenticate", 'Bearer realm="https://auth.elsewhere.test/token",'
                                                                  f'service="odd",scope="repository:{name}:pull"')])
@@ -411,6 +411,8 @@ ODD_FAILURES = [
      [f"the blob's length is {len(CONFIG[1])} B, the manifest says {len(CONFIG[1]) + 5} B"], ["changes blobs"]),
     ("blob-digest", ODD, "odd/badblob:1", [], "config GET", ["the blob's bytes do not match its digest"],
      ["changed the body"]),
+    ("redirect-scheme", ODD, "odd/ftp:1", [], "manifest HEAD",
+     ["a redirect led to ftp://127.0.0.2/blob, which clients cannot fetch"], ["another scheme"]),
     ("digest-unknown", ODD, "odd/good@" + "sha256:" + "2" * 64, [], "manifest GET by digest",
      ["404 MANIFEST_UNKNOWN, the upstream has no tag or manifest"], ["tag"]),
 ]
