@@ -49,7 +49,7 @@ WRAPPER = """#!/usr/bin/env bash
 # Written by tests/e2e/test_deploy.py: cargo, except that installing
 # wasm-bindgen-cli reuses the machine's build of it (see the test's docstring).
 if [ "$1 $2" = "+stable install" ] && [[ " $* " == *" wasm-bindgen-cli "* ]]; then
-  printf '%s\\n' "${*:2}" >> "$CARGO_HOME/installs.log"
+  printf '%s\\n' "$*" >> "$CARGO_HOME/installs.log"
   want=""
   while [ $# -gt 0 ]; do [ "$1" = --version ] && want=$2; shift; done
   if [ "$("REUSE" --version)" != "wasm-bindgen $want" ]; then
