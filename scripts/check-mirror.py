@@ -45,6 +45,7 @@ Only Python's standard library; nothing is written anywhere.
 
 import argparse
 import base64
+import getpass
 import hashlib
 import http.client
 import json
@@ -175,6 +176,10 @@ class Check:
         self.requests = 0
         self.started = time.monotonic()
         u = urllib.parse.urlsplit(a.url if "://" in a.url else "https://" + a.url)
+        try:
+            u.port
+        except ValueError:
+            raise SystemExit(f"check-mirror: {a.url}: the port is not a number from 0 to 65535") from None
         if u.scheme not in ("http", "https") or not u.hostname:
             raise SystemExit(f"check-mirror: {a.url}: give the mirror as https://HOST[:PORT]")
         if u.scheme == "http" and not a.insecure:
@@ -433,7 +438,8 @@ class Check:
         path = self.with_ns("/v2/")
         answer, ms = self.timed("ping", "GET", path, follow=False)
         api = answer.header("docker-distribution-api-version")
-        if answer.status == 200 and api:
+        json_body = (answer.header("content-type") or "").startswith("application/json")
+        if answer.status == 200 and (api or json_body):
             self.line("ping", "GET", path, answer, ms, "no authentication asked")
             return None
         if answer.status == 401:
@@ -588,7 +594,10 @@ class Check:
 
     def run(self):
         if self.a.user is not None:
-            pw = sys.stdin.readline().rstrip("\r\n")
+            if sys.stdin.isatty():
+                pw = getpass.getpass(f"password for {self.a.user}: ")
+            else:
+                pw = sys.stdin.readline().rstrip("\r\n")
             self.basic = base64.b64encode(f"{self.a.user}:{pw}".encode()).decode()
         sel = f" (ns={self.ns})" if self.ns else ""
         self.say(f"check-mirror: pulling {self.name}:{self.ref}{sel} through {self.base}"
