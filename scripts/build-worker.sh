@@ -11,7 +11,7 @@
 #
 # First it installs the pinned tools the build lacks (scripts/setup.sh: the
 # nightly with rust-src, wasm-bindgen-cli, the npm packages; one line per
-# step, about 10 minutes the first time on 2 cores, 0.05 s when nothing is
+# step, about 5 minutes the first time on 2 cores, 0.05 s when nothing is
 # missing), so `wrangler deploy` and `wrangler dev` build on a fresh clone.
 # EDGE_NO_INSTALL=1 installs nothing: a missing tool then stops the build
 # with one line naming it and the command that installs it.

@@ -3,7 +3,7 @@
 # what is already there (a run with nothing to install takes about 0.05 s):
 #   - Rust: the nightly pinned in rust-toolchain.toml with rust-src and
 #     clippy; wasm-bindgen-cli at the version the wasm-bindgen crate needs
-#     (cargo install, about 7 minutes on 2 cores the first time)
+#     (cargo install, 4 to 7 minutes on 2 cores the first time)
 #   - npm: wrangler (workerd), binaryen (wasm-opt), esbuild, from package-lock.json
 #   - with --test: the Debian packages and Python packages the test suite
 #     calls (APT_PACKAGES, PIP_PACKAGES), and cargo-fuzz
@@ -82,12 +82,12 @@ fi
 
 if [ ${#missing[@]} -gt 0 ]; then
   list=$(printf '%s, ' "${missing[@]}")
-  say "installing what the build needs, once: ${list%, } (the first time about 10 minutes on 2 cores; later runs skip this)"
+  say "installing what the build needs, once: ${list%, } (about 5 minutes on 2 cores; later runs skip this)"
 fi
 start=$SECONDS did=false
 
 if ! have_toolchain; then
-  say "installing Rust $toolchain with rust-src and clippy (rustup, about 1 minute)"
+  say "installing Rust $toolchain with rust-src and clippy (rustup, under a minute)"
   rustup toolchain install "$toolchain" --profile minimal --component rust-src --component clippy
   did=true
 fi
@@ -99,7 +99,7 @@ if ! have_wasm_bindgen; then
     say "missing: WASM_BINDGEN_BIN=$WASM_BINDGEN_BIN is not wasm-bindgen $WASM_BINDGEN_VERSION; unset it to have this script install one"
     exit 1
   fi
-  say "installing wasm-bindgen-cli $WASM_BINDGEN_VERSION (cargo install, about 7 minutes on 2 cores)"
+  say "installing wasm-bindgen-cli $WASM_BINDGEN_VERSION (cargo install, 4 to 7 minutes on 2 cores)"
   (cd / && cargo +stable install --quiet wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION")
   did=true
 fi
