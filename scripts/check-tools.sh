@@ -14,6 +14,8 @@ rustup rustup
 wasm-bindgen cargo-install:wasm-bindgen-cli
 cargo-fuzz cargo-install:cargo-fuzz
 node nodejs
+npm npm
+git git
 python3 python3
 node_modules/.bin/wrangler npm:wrangler
 node_modules/.bin/workerd npm:workerd
