@@ -14,7 +14,7 @@ rustup rustup
 wasm-bindgen cargo-install:wasm-bindgen-cli
 cargo-fuzz cargo-install:cargo-fuzz
 node nodejs
-npm npm
+npm nodejs
 git git
 python3 python3
 node_modules/.bin/wrangler npm:wrangler
