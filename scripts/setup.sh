@@ -82,7 +82,9 @@ fi
 
 if [ ${#missing[@]} -gt 0 ]; then
   list=$(printf '%s, ' "${missing[@]}")
-  say "installing what the build needs, once: ${list%, } (about 5 minutes on 2 cores; later runs skip this)"
+  took="later runs skip this"
+  have_wasm_bindgen || took="about 5 minutes on 2 cores, mostly wasm-bindgen-cli; $took"
+  say "installing what the build needs, once: ${list%, } ($took)"
 fi
 start=$SECONDS did=false
 
