@@ -30,6 +30,7 @@ import re
 import subprocess
 import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -331,6 +332,12 @@ class OddRegistry(BaseHTTPRequestHandler):
         if not m:
             return self.send(404, b'{"errors":[{"code":"NAME_UNKNOWN","message":"repository name not known to registry"}]}')
         name, kind, ref = m.groups()
+        if name == "odd/slow":
+            time.sleep(3)  # longer than the check's --timeout 1
+            try:
+                return self.send(200, GOOD)
+            except OSError:
+                return None
         if name == "odd/ftp":
             return self.send(302, b"", [("Location", "ftp://127.0.0.2/blob")])
         if name == "odd/realm":
@@ -411,6 +418,8 @@ ODD_FAILURES = [
      [f"the blob's length is {len(CONFIG[1])} B, the manifest says {len(CONFIG[1]) + 5} B"], ["changes blobs"]),
     ("blob-digest", ODD, "odd/badblob:1", [], "config GET", ["the blob's bytes do not match its digest"],
      ["changed the body"]),
+    ("no-answer-in-time", ODD, "odd/slow:1", ["--timeout", "1"], "manifest HEAD",
+     [f"the mirror at {ODD[0]}:{ODD[1]} did not answer within 1 s"], ["reachable from here"]),
     ("redirect-scheme", ODD, "odd/ftp:1", [], "manifest HEAD",
      ["a redirect led to ftp://127.0.0.2/blob, which clients cannot fetch"], ["another scheme"]),
     ("digest-unknown", ODD, "odd/good@" + "sha256:" + "2" * 64, [], "manifest GET by digest",
