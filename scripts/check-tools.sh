@@ -14,6 +14,8 @@ rustup rustup
 wasm-bindgen cargo-install:wasm-bindgen-cli
 cargo-fuzz cargo-install:cargo-fuzz
 node nodejs
+npm nodejs
+git git
 python3 python3
 node_modules/.bin/wrangler npm:wrangler
 node_modules/.bin/workerd npm:workerd
@@ -44,7 +46,7 @@ while read -r prog provider; do
   echo "missing: $prog (from $provider)"
   missing=1
 done <<< "$TOOLS"
-for mod in pytest cryptography; do
+for mod in pytest cryptography yaml; do
   python3 -c "import $mod" 2>/dev/null || { echo "missing: python module $mod (from pip)"; missing=1; }
 done
 if [ $missing -ne 0 ]; then

@@ -1,12 +1,23 @@
 #!/usr/bin/env bash
 # Installs what building, running and testing the worker needs, and skips
-# what is already there (a second run takes seconds):
+# what is already there (a run with nothing to install takes about 0.05 s):
 #   - Rust: the nightly pinned in rust-toolchain.toml with rust-src and
 #     clippy; wasm-bindgen-cli at the version the wasm-bindgen crate needs
-#     (cargo install, several minutes the first time)
+#     (cargo install, 4 to 7 minutes on 2 cores the first time)
 #   - npm: wrangler (workerd), binaryen (wasm-opt), esbuild, from package-lock.json
 #   - with --test: the Debian packages and Python packages the test suite
 #     calls (APT_PACKAGES, PIP_PACKAGES), and cargo-fuzz
+#
+#   scripts/setup.sh           install what building and serving need
+#   scripts/setup.sh --test    and what the test suite needs
+#   scripts/setup.sh --quiet   as the first, silent when nothing is missing
+#                              (scripts/build-worker.sh, so `wrangler deploy`
+#                              and `wrangler dev` install on a fresh clone)
+#   scripts/setup.sh --check   install nothing: when building lacks something,
+#                              one line naming it and the command that installs
+#                              it, and exit 1 (the build with EDGE_NO_INSTALL=1)
+#
+# One line per step, so a first install does not look hung.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
@@ -14,56 +25,120 @@ export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
 WASM_BINDGEN_VERSION=0.2.130
 CARGO_FUZZ_VERSION=0.13.2
 APT_PACKAGES=(docker.io docker-registry skopeo containerd tshark nginx-light wrk openssl util-linux)
-PIP_PACKAGES=(pytest==8.3.4 cryptography==48.0.0)
+PIP_PACKAGES=(pytest==8.3.4 cryptography==48.0.0 PyYAML==6.0.3)
 
-want_test=false
-[ "${1:-}" = "--test" ] && want_test=true
+mode=build quiet=false
+case "${1:-}" in
+  "") ;;
+  --test) mode=test ;;
+  --quiet) quiet=true ;;
+  --check) mode=check ;;
+  *) echo "usage: scripts/setup.sh [--test | --quiet | --check]" >&2; exit 2 ;;
+esac
 
 say() { printf '[setup] %s\n' "$*"; }
 
-# The toolchain pinned in rust-toolchain.toml, with rust-src for -Zbuild-std.
+# The prerequisites this script does not install.
+for p in rustup:https://rustup.rs node:https://nodejs.org npm:https://nodejs.org python3:https://www.python.org; do
+  if ! command -v "${p%%:*}" >/dev/null 2>&1; then
+    say "missing: ${p%%:*}, which this project needs and does not install; install it (${p#*:}), then run the command again"
+    exit 1
+  fi
+done
+
 toolchain=$(sed -n 's/^channel = "\(.*\)"/\1/p' rust-toolchain.toml)
-if ! rustup run "$toolchain" rustc --version >/dev/null 2>&1 || ! rustup component list --toolchain "$toolchain" --installed 2>/dev/null | grep -q '^rust-src'; then
-  say "installing Rust $toolchain with rust-src and clippy"
-  rustup toolchain install "$toolchain" --profile minimal --component rust-src --component clippy
-fi
+wasm_bindgen=${WASM_BINDGEN_BIN:-wasm-bindgen}
+stamp=node_modules/.package-lock.json
 
-# The CLI must match the wasm-bindgen crate exactly. Built with the stable
-# toolchain (`--locked` fails: a pinned transitive version is missing from
-# the registry).
-if [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" != "$WASM_BINDGEN_VERSION" ]; then
-  say "installing wasm-bindgen-cli $WASM_BINDGEN_VERSION (takes several minutes)"
-  (cd / && cargo +stable install --quiet wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION")
-fi
-
+# The toolchain pinned in rust-toolchain.toml, with rust-src for -Zbuild-std.
+have_toolchain() {
+  rustup run "$toolchain" rustc --version >/dev/null 2>&1 &&
+    rustup component list --toolchain "$toolchain" --installed 2>/dev/null | grep -q '^rust-src'
+}
+# The CLI must match the wasm-bindgen crate exactly (WASM_BINDGEN_BIN, when
+# set, is the one the build uses).
+have_wasm_bindgen() {
+  [ "$("$wasm_bindgen" --version 2>/dev/null | awk '{print $2}')" = "$WASM_BINDGEN_VERSION" ]
+}
 # npm writes node_modules/.package-lock.json on install; reinstall when the
 # committed lockfile is newer or the tree is missing.
-stamp=node_modules/.package-lock.json
-if [ ! -f "$stamp" ] || [ package-lock.json -nt "$stamp" ]; then
-  say "installing npm packages from package-lock.json"
-  npm ci --no-audit --no-fund --loglevel=error
+have_npm() {
+  [ -f "$stamp" ] && ! [ package-lock.json -nt "$stamp" ]
+}
+
+missing=()
+have_toolchain || missing+=("Rust $toolchain with rust-src")
+have_wasm_bindgen || missing+=("wasm-bindgen-cli $WASM_BINDGEN_VERSION")
+have_npm || missing+=("npm packages from package-lock.json")
+
+if [ "$mode" = check ]; then
+  if [ ${#missing[@]} -gt 0 ]; then
+    list=$(printf '%s, ' "${missing[@]}")
+    say "missing: ${list%, }; install with: bash scripts/setup.sh"
+    exit 1
+  fi
+  exit 0
 fi
 
-if $want_test; then
-  missing=()
+if [ ${#missing[@]} -gt 0 ]; then
+  list=$(printf '%s, ' "${missing[@]}")
+  took="later runs skip this"
+  have_wasm_bindgen || took="about 5 minutes on 2 cores, mostly wasm-bindgen-cli; $took"
+  say "installing what the build needs, once: ${list%, } ($took)"
+fi
+start=$SECONDS did=false
+
+if ! have_toolchain; then
+  say "installing Rust $toolchain with rust-src and clippy (rustup, under a minute)"
+  rustup toolchain install "$toolchain" --profile minimal --component rust-src --component clippy
+  did=true
+fi
+
+# Built with the stable toolchain (`--locked` fails: a pinned transitive
+# version is missing from the registry).
+if ! have_wasm_bindgen; then
+  if [ -n "${WASM_BINDGEN_BIN:-}" ]; then
+    say "missing: WASM_BINDGEN_BIN=$WASM_BINDGEN_BIN is not wasm-bindgen $WASM_BINDGEN_VERSION; unset it to have this script install one"
+    exit 1
+  fi
+  say "installing wasm-bindgen-cli $WASM_BINDGEN_VERSION (cargo install, 4 to 7 minutes on 2 cores)"
+  (cd / && cargo +stable install --quiet wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION")
+  did=true
+fi
+
+if ! have_npm; then
+  say "installing npm packages from package-lock.json"
+  npm ci --no-audit --no-fund --loglevel=error
+  did=true
+fi
+
+if [ "$mode" = test ]; then
+  apt_missing=()
   for p in "${APT_PACKAGES[@]}"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || apt_missing+=("$p")
   done
-  if [ ${#missing[@]} -gt 0 ]; then
-    say "installing Debian packages: ${missing[*]}"
+  if [ ${#apt_missing[@]} -gt 0 ]; then
+    say "installing Debian packages: ${apt_missing[*]}"
     apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${apt_missing[@]}" >/dev/null
+    did=true
   fi
   for p in "${PIP_PACKAGES[@]}"; do
     name=${p%%==*} version=${p##*==}
     if [ "$(python3 -c "import importlib.metadata as m; print(m.version('$name'))" 2>/dev/null)" != "$version" ]; then
       say "installing $p"
       python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore "$p"
+      did=true
     fi
   done
   if [ "$(cargo fuzz --version 2>/dev/null | awk '{print $2}')" != "$CARGO_FUZZ_VERSION" ]; then
     say "installing cargo-fuzz $CARGO_FUZZ_VERSION"
     (cd / && cargo +stable install --quiet cargo-fuzz --version "$CARGO_FUZZ_VERSION")
+    did=true
   fi
 fi
-say "ready"
+if $did; then
+  say "ready (installed in $((SECONDS - start)) s)"
+elif ! $quiet; then
+  say "ready"
+fi
