@@ -190,8 +190,8 @@ function relay(r, location, json, challenges) {
   }
   if (location !== "") h.set("location", location);
   if (challenges !== undefined) {
-    h.delete("www-authenticate");
-    for (const line of challenges) h.append("www-authenticate", line);
+    // The first replaces the upstream's; any others follow it.
+    for (let i = 0; i < challenges.length; i++) h[i ? "append" : "set"]("www-authenticate", challenges[i]);
     h.set("docker-distribution-api-version", "registry/2.0");
   }
   return out;
@@ -307,8 +307,11 @@ export default {
       if (bits & RESUME_ALL || (bits & RESUME_401 && s === 401) || (bits & RESUME_3XX && s >= 300 && s < 400) ||
           (bits & RESUME_429 && s === 429)) {
         const text = s === 429 && bits & RESUME_429 ? await upstreamBody(up) : "";
-        a = call(facts + p[1] + s + "\n" + (up.headers.get("www-authenticate") || "") + "\n" +
-          (up.headers.get("location") || "") + "\n" + known.slice(0, -1) + "\n" + text + body,
+        // The planner reads a challenge only on a 401 and a Location only on
+        // a redirect.
+        const challenge = s === 401 ? up.headers.get("www-authenticate") || "" : "";
+        const location = s >= 300 && s < 400 ? up.headers.get("location") || "" : "";
+        a = call(facts + p[1] + s + "\n" + challenge + "\n" + location + "\n" + known.slice(0, -1) + "\n" + text + body,
           known === "\n" && text === "" && body === "");
         continue;
       }

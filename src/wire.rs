@@ -11,7 +11,9 @@
 //! in:  FLAGS \n METHOD \n URL \n STATE \n WWW-AUTHENTICATE \n LOCATION-or-ERROR
 //!        \n SECRET \n UPSTREAM-BODY [\n BODY]
 //!      FLAGS   1 = the request has Authorization, 2 = Accept mentions text/html
-//!      STATE   empty, or after a fetch: PHASE STATUS
+//!      STATE   empty, or after a fetch: PHASE STATUS (the upstream's
+//!              WWW-AUTHENTICATE comes with a 401 only, its LOCATION with
+//!              a 3xx only: nothing else reads them)
 //!      SECRET  empty (not read), "-" (not set) or "=" and the value
 //!      BODY    the request body, present once a B action asked for it
 //! out: A STATUS \n CHALLENGE \n ALLOW \n PROBE \n LOG \n JSON   answer locally
