@@ -7,7 +7,7 @@ against the same nginx upstream on loopback.
         [--shapes repeated,first-seen] [--contenders rust,js,floor] [--no-build]
 
 Contenders (the first is the one judged; ratios are it against each other):
-  rust    the worker as shipped (memo of recent actions on)
+  rust    the worker as shipped (memo of repeated actions on)
   nomemo  the same worker built with EDGE_MEMO=0: every request runs the
           planner in wasm (`--contenders rust,nomemo` is the memo's A/B)
   js      bench/baseline.js: the same mirror job written as a lean JavaScript

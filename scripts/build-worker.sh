@@ -5,7 +5,7 @@
 #   index.js       src/edge.js bundled with wasm-bindgen's glue and the
 #                  browser page, minified by esbuild
 # ROUTES selects the route table (default routes.toml). EDGE_MEMO=0 builds an
-# entry that runs the planner on every request, without the memo of recent
+# entry that runs the planner on every request, without the memo of repeated
 # actions (src/edge.js; the soak uses it). Extra arguments go to cargo (e.g.
 # --features memory-probe).
 #

@@ -56,7 +56,7 @@ def stop(proc):
 def build_worker(features=None, routes="bench/routes.bench.toml", memo=True, out=None):
     """The release worker with the bench route table (as deployment builds it),
     in build/ and, with `out`, copied there too. memo=False: the entry runs
-    the planner on every request (no memo of recent actions; src/edge.js)."""
+    the planner on every request (no memo of repeated actions; src/edge.js)."""
     env = dict(os.environ, ROUTES=routes, EDGE_MEMO="1" if memo else "0")
     args = ["bash", "scripts/build-worker.sh"]
     if features:
