@@ -6,9 +6,10 @@
 // relay the upstream's response. After a fetch it calls again only when the
 // action asked for the status it got; otherwise the response goes to the
 // client as the runtime gave it, body streaming through, re-wrapped only when
-// it carries a header that must not reach clients. Actions for recent inputs
-// are remembered (the memo below), so a repeated request skips the wasm
-// call; the planner is pure, so that changes no answer. Nothing here looks at a
+// it carries a header that must not reach clients. A request the planner
+// answers locally is answered without a promise. Actions for inputs that
+// repeat are remembered (the memo below), so a repeated request skips the
+// wasm call; the planner is pure, so that changes no answer. Nothing here looks at a
 // path, a host, a scope or a challenge; it holds data only: the request
 // headers passed upstream and the response headers dropped.
 import module from "./index_bg.wasm";
@@ -220,103 +221,123 @@ async function upstreamBody(r) {
   return encodeURIComponent(text.length > 4096 ? text.slice(0, 4096) : text);
 }
 
+// A local answer (the planner's A or P action) as a Response; undefined for
+// any other action. The log line, when the table logs, with the last
+// upstream exchange (`upStatus` -1: none).
+function answer(a, h, upStatus, redirected, ms) {
+  // The actions (src/wire.rs): the first character of the planner's answer.
+  const ANSWER = 65; // A: a local answer
+  const PAGE_ANSWER = 80; // P: the browser page
+  const op = a.charCodeAt(0);
+  if (op === ANSWER) {
+    const p = a.split("\n");
+    const headers = { "content-type": "application/json", "docker-distribution-api-version": "registry/2.0" };
+    if (p[1] !== "") headers["www-authenticate"] = p[1];
+    if (p[2] !== "") headers["allow"] = p[2];
+    if (p[3] !== "") headers["x-wasm-memory-pages"] = p[3];
+    const status = +p[0].slice(1);
+    if (LOGS) log(p[4], status, upStatus, redirected, ms, h);
+    return new Response(p[5], { status, headers });
+  }
+  if (op === PAGE_ANSWER) {
+    if (LOGS) log(a.slice(1), 200, upStatus, redirected, ms, h);
+    return new Response(PAGE, { headers: { "content-type": "text/html; charset=utf-8" } });
+  }
+  return undefined;
+}
+
 export default {
-  async fetch(request, env) {
-    // The actions (src/wire.rs): the first character of the planner's answer.
-    const ANSWER = 65; // A: a local answer
-    const BODY = 66; // B: read the request body, call again
-    const SECRET = 69; // E: read a Worker secret, call again
-    const PAGE_ANSWER = 80; // P: the browser page
-    const RELAY = 82; // R: relay the last upstream response, rewritten
-    // (F: fetch.) Its bits:
-    const CLIENT_HEADERS = 1; // send the client's allow-listed headers
-    const FOLLOW = 2; // the runtime follows redirects
-    const RESUME_401 = 4; // call again on a 401,
-    const RESUME_3XX = 8; // on a redirect,
-    const RESUME_ALL = 16; // on any status,
-    const FORM = 32; // (POST the FORM field as an OAuth2 form)
-    const RESUME_429 = 64; // on a 429, with its body
+  // Not async: a request the planner answers locally (the ping's 401, an
+  // error) gets its Response at once, without a promise; the others go on
+  // in `proceed`.
+  fetch(request, env) {
     const h = request.headers;
     const authorization = h.get("authorization");
     const accept = h.get("accept");
     const facts = ((authorization !== null ? 1 : 0) | (accept !== null && accept.includes("text/html") ? 2 : 0)) +
       "\n" + request.method + "\n" + request.url + "\n";
-    let known = "\n";     // SECRET \n UPSTREAM-BODY, then the request body once read
-    let body = "";
-    let a = call(facts + "\n\n\n" + known + body, true);
-    let up;
-    // For the log line (LOGS only): the last fetch's status (0: it failed,
-    // -1: none), whether the runtime followed a redirect, milliseconds to its
-    // headers.
-    let upStatus = -1, redirected = false, ms = 0;
-    for (;;) {
-      const op = a.charCodeAt(0);
-      if (op === ANSWER) {
-        const p = a.split("\n");
-        const headers = { "content-type": "application/json", "docker-distribution-api-version": "registry/2.0" };
-        if (p[1] !== "") headers["www-authenticate"] = p[1];
-        if (p[2] !== "") headers["allow"] = p[2];
-        if (p[3] !== "") headers["x-wasm-memory-pages"] = p[3];
-        const status = +p[0].slice(1);
-        if (LOGS) log(p[4], status, upStatus, redirected, ms, h);
-        return new Response(p[5], { status, headers });
-      }
-      if (op === PAGE_ANSWER) {
-        if (LOGS) log(a.slice(1), 200, upStatus, redirected, ms, h);
-        return new Response(PAGE, { headers: { "content-type": "text/html; charset=utf-8" } });
-      }
-      if (op === BODY) {
-        body = "\n" + await readBody(request, +a.slice(1));
-        a = call(facts + "\n\n\n" + known + body, false);
-        continue;
-      }
-      if (op === SECRET) {
-        known = secret(env, a.slice(1)) + "\n";
-        a = call(facts + "\n\n\n" + known + body, false);
-        continue;
-      }
-      if (op === RELAY) {
-        const p = a.split("\n");
-        if (LOGS) log(p[1], up.status, upStatus, redirected, ms, h);
-        return relay(up, p[0].slice(1), p[2], p.length > 3 ? p.slice(3) : undefined);
-      }
-      // F: fetch
-      if (up !== undefined && up.body !== null) up.body.cancel();
-      const p = a.split("\n");
-      const bits = +p[0].slice(1);
-      const init = { method: p[2], redirect: bits & FOLLOW ? "follow" : "manual", signal: AbortSignal.timeout(TIMEOUT_MS) };
-      if (bits & CLIENT_HEADERS) init.headers = forwarded(h, authorization, accept);
-      if (p[4] !== "" || bits & FORM) {
-        if (init.headers === undefined) init.headers = new Headers();
-        if (p[4] !== "") init.headers.set("authorization", p[4]);
-        if (bits & FORM) {
-          init.headers.set("content-type", "application/x-www-form-urlencoded");
-          init.body = p[6];
-        }
-      }
-      const t0 = LOGS ? Date.now() : 0;
-      try {
-        up = await fetch(p[3], init);
-      } catch (e) {
-        if (LOGS) [upStatus, redirected, ms] = [0, false, Date.now() - t0];
-        a = call(facts + p[1] + "0\n\n" + encodeURIComponent(String(e)) + "\n" + known + body, false);
-        continue;
-      }
-      const s = up.status;
-      if (LOGS) [upStatus, redirected, ms] = [s, up.redirected, Date.now() - t0];
-      if (bits & RESUME_ALL || (bits & RESUME_401 && s === 401) || (bits & RESUME_3XX && s >= 300 && s < 400) ||
-          (bits & RESUME_429 && s === 429)) {
-        const text = s === 429 && bits & RESUME_429 ? await upstreamBody(up) : "";
-        // The planner reads a challenge only on a 401 and a Location only on
-        // a redirect.
-        const challenge = s === 401 ? up.headers.get("www-authenticate") || "" : "";
-        const location = s >= 300 && s < 400 ? up.headers.get("location") || "" : "";
-        a = call(facts + p[1] + s + "\n" + challenge + "\n" + location + "\n" + known.slice(0, -1) + "\n" + text + body,
-          known === "\n" && text === "" && body === "");
-        continue;
-      }
-      if (LOGS) log(p[5], s, upStatus, redirected, ms, h);
-      return relay(up, "", "", undefined);
-    }
+    const a = call(facts + "\n\n\n\n", true);
+    return answer(a, h, -1, false, 0) || proceed(request, env, h, authorization, accept, facts, a);
   },
 };
+
+// The rest of a request after its first action: read the body or a secret,
+// fetch, relay, until an action ends it.
+async function proceed(request, env, h, authorization, accept, facts, a) {
+  // The other actions (the local ones are `answer`'s).
+  const BODY = 66; // B: read the request body, call again
+  const SECRET = 69; // E: read a Worker secret, call again
+  const RELAY = 82; // R: relay the last upstream response, rewritten
+  // (F: fetch.) Its bits:
+  const CLIENT_HEADERS = 1; // send the client's allow-listed headers
+  const FOLLOW = 2; // the runtime follows redirects
+  const RESUME_401 = 4; // call again on a 401,
+  const RESUME_3XX = 8; // on a redirect,
+  const RESUME_ALL = 16; // on any status,
+  const FORM = 32; // (POST the FORM field as an OAuth2 form)
+  const RESUME_429 = 64; // on a 429, with its body
+  let known = "\n";     // SECRET \n UPSTREAM-BODY, then the request body once read
+  let body = "";
+  let up;
+  // For the log line (LOGS only): the last fetch's status (0: it failed,
+  // -1: none), whether the runtime followed a redirect, milliseconds to its
+  // headers.
+  let upStatus = -1, redirected = false, ms = 0;
+  for (;;) {
+    const local = answer(a, h, upStatus, redirected, ms);
+    if (local !== undefined) return local;
+    const op = a.charCodeAt(0);
+    if (op === BODY) {
+      body = "\n" + await readBody(request, +a.slice(1));
+      a = call(facts + "\n\n\n" + known + body, false);
+      continue;
+    }
+    if (op === SECRET) {
+      known = secret(env, a.slice(1)) + "\n";
+      a = call(facts + "\n\n\n" + known + body, false);
+      continue;
+    }
+    if (op === RELAY) {
+      const p = a.split("\n");
+      if (LOGS) log(p[1], up.status, upStatus, redirected, ms, h);
+      return relay(up, p[0].slice(1), p[2], p.length > 3 ? p.slice(3) : undefined);
+    }
+    // F: fetch
+    if (up !== undefined && up.body !== null) up.body.cancel();
+    const p = a.split("\n");
+    const bits = +p[0].slice(1);
+    const init = { method: p[2], redirect: bits & FOLLOW ? "follow" : "manual", signal: AbortSignal.timeout(TIMEOUT_MS) };
+    if (bits & CLIENT_HEADERS) init.headers = forwarded(h, authorization, accept);
+    if (p[4] !== "" || bits & FORM) {
+      if (init.headers === undefined) init.headers = new Headers();
+      if (p[4] !== "") init.headers.set("authorization", p[4]);
+      if (bits & FORM) {
+        init.headers.set("content-type", "application/x-www-form-urlencoded");
+        init.body = p[6];
+      }
+    }
+    const t0 = LOGS ? Date.now() : 0;
+    try {
+      up = await fetch(p[3], init);
+    } catch (e) {
+      if (LOGS) [upStatus, redirected, ms] = [0, false, Date.now() - t0];
+      a = call(facts + p[1] + "0\n\n" + encodeURIComponent(String(e)) + "\n" + known + body, false);
+      continue;
+    }
+    const s = up.status;
+    if (LOGS) [upStatus, redirected, ms] = [s, up.redirected, Date.now() - t0];
+    if (bits & RESUME_ALL || (bits & RESUME_401 && s === 401) || (bits & RESUME_3XX && s >= 300 && s < 400) ||
+        (bits & RESUME_429 && s === 429)) {
+      const text = s === 429 && bits & RESUME_429 ? await upstreamBody(up) : "";
+      // The planner reads a challenge only on a 401 and a Location only on
+      // a redirect.
+      const challenge = s === 401 ? up.headers.get("www-authenticate") || "" : "";
+      const location = s >= 300 && s < 400 ? up.headers.get("location") || "" : "";
+      a = call(facts + p[1] + s + "\n" + challenge + "\n" + location + "\n" + known.slice(0, -1) + "\n" + text + body,
+        known === "\n" && text === "" && body === "");
+      continue;
+    }
+    if (LOGS) log(p[5], s, upStatus, redirected, ms, h);
+    return relay(up, "", "", undefined);
+  }
+}
