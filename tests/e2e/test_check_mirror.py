@@ -106,6 +106,16 @@ def assert_ok(run, steps=HEALTHY):
 
 # --- healthy pulls ---
 
+def assert_fails(run, step, cause, fix):
+    """A failed pull: exit 1, the named step, the cause's and fix's words."""
+    assert run.rc == 1, run
+    assert run.fail and run.fail.startswith(f"FAIL at {step}: "), run
+    for words in cause:
+        assert words in run.fail, (words, run)
+    for words in fix:
+        assert words in run.fix, (words, run)
+
+
 def test_healthy_pull_through_a_host_route_with_the_library_rule(stack, dev):
     marks = stack.marks()
     run = check(dev, "--cacert", dev.ca, D, "multilayer:1.0")
@@ -237,12 +247,7 @@ def test_each_failure_names_its_step_and_fix(stack, dev, case):
     else:
         args = ["--cacert", dev.ca] + args
     run = check(dev, *args, url, image, stdin=stdin)
-    assert run.rc == 1, run
-    assert run.fail and run.fail.startswith(f"FAIL at {step}: "), run
-    for words in cause:
-        assert words in run.fail, (words, run)
-    for words in fix:
-        assert words in run.fix, (words, run)
+    assert_fails(run, step, cause, fix)
     assert "OK:" not in run.out
     # The failing step is on a numbered line of its own.
     assert any(s == step or s == f"{step} (as GET)" for s, *_ in run.steps), run
@@ -431,12 +436,7 @@ ODD_FAILURES = [
 def test_each_failure_of_a_broken_registry_names_its_step_and_fix(dev, odd, case):
     _, addr, image, args, step, cause, fix = case
     run = check(dev, "--insecure", *args, f"http://{addr[0]}:{addr[1]}", image)
-    assert run.rc == 1, run
-    assert run.fail and run.fail.startswith(f"FAIL at {step}: "), run
-    for words in cause:
-        assert words in run.fail, (words, run)
-    for words in fix:
-        assert words in run.fix, (words, run)
+    assert_fails(run, step, cause, fix)
 
 
 def test_the_password_is_read_from_stdin_and_sent_only_to_the_token_endpoint(dev, odd):
