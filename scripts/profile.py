@@ -58,6 +58,10 @@ def main():
         sys.exit("perf is missing: apt-get install linux-perf")
     work = loadlib.workdir()
     up = loadlib.Upstream(work)
+    # With these flags V8 also writes an isolate-*-v8.log into the current
+    # directory: keep those in the work directory, not the checkout.
+    a.contenders = [os.path.abspath(c) if os.path.isdir(c) else c for c in a.contenders]
+    os.chdir(work)
     # V8 writes /tmp/perf-PID.map, which perf reads for JIT code's names.
     config = loadlib.WORKERD_CONFIG
     loadlib.WORKERD_CONFIG = config.replace("  sockets = [", '  v8Flags = ["--perf-basic-prof"],\n  sockets = [')
