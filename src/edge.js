@@ -276,7 +276,7 @@ async function proceed(request, env, h, authorization, accept, facts, a) {
   const RESUME_ALL = 16; // on any status,
   const FORM = 32; // (POST the FORM field as an OAuth2 form)
   const RESUME_429 = 64; // on a 429, with its body
-  let known = "\n";     // SECRET \n UPSTREAM-BODY, then the request body once read
+  let known = "\n";     // SECRET \n (the upstream body follows it; empty: not read)
   let body = "";
   let up;
   // For the log line (LOGS only): the last fetch's status (0: it failed,
@@ -333,7 +333,7 @@ async function proceed(request, env, h, authorization, accept, facts, a) {
       // a redirect.
       const challenge = s === 401 ? up.headers.get("www-authenticate") || "" : "";
       const location = s >= 300 && s < 400 ? up.headers.get("location") || "" : "";
-      a = call(facts + p[1] + s + "\n" + challenge + "\n" + location + "\n" + known.slice(0, -1) + "\n" + text + body,
+      a = call(facts + p[1] + s + "\n" + challenge + "\n" + location + "\n" + known + text + body,
         known === "\n" && text === "" && body === "");
       continue;
     }
