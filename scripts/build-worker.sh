@@ -37,7 +37,8 @@ target="${CARGO_TARGET_DIR:-target}/wasm32-unknown-unknown/release"
 export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS="--remap-path-prefix=$PWD=. --remap-path-prefix=${CARGO_HOME:-$HOME/.cargo}=cargo --remap-path-prefix=$(rustc --print sysroot)=sysroot -Zunstable-options -Cpanic=immediate-abort -Clink-arg=-zstack-size=65536 -Ctarget-feature=-reference-types ${WORKER_RUSTFLAGS:-}"
 messages=$(cargo build --release --lib --target wasm32-unknown-unknown -Zbuild-std=std,panic_abort \
   --message-format=json-render-diagnostics "$@")
-# build.rs writes the browser page next to the generated table.
+# build.rs writes the browser page and the error messages (src/messages.rs)
+# next to the generated table: both go into the entry, not the wasm.
 out_dir=$(printf '%s\n' "$messages" | python3 -c '
 import json, sys
 for line in sys.stdin:
@@ -58,8 +59,9 @@ WASM_OPT_FLAGS=(-Oz --flatten --rereloop -Oz -Oz --strip-debug --strip-producers
   --enable-bulk-memory --enable-multivalue --enable-reference-types)
 "$WASM_OPT" "${WASM_OPT_FLAGS[@]}" build/bindgen/edge_mirror_bg.wasm -o build/index_bg.wasm
 cp "$out_dir/page.html" build/page.html
+cp "$out_dir/messages.js" build/messages.js
 memo=true
 [ "${EDGE_MEMO:-1}" = 0 ] && memo=false
 "$ESBUILD" src/edge.js --bundle --format=esm --minify --log-level=warning --define:MEMO=$memo \
-  --alias:glue=./build/bindgen/edge_mirror.js --alias:page=./build/page.html --loader:.html=text \
+  --alias:glue=./build/bindgen/edge_mirror.js --alias:page=./build/page.html --alias:messages=./build/messages.js --loader:.html=text \
   --external:./index_bg.wasm --outfile=build/index.js

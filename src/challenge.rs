@@ -51,14 +51,20 @@ pub enum ChallengeError {
 }
 
 impl ChallengeError {
-    pub fn as_str(self) -> &'static str {
+    /// The client's answer (a 502: `crate::messages`).
+    pub fn msg(self) -> crate::messages::Msg {
+        use crate::messages::Msg;
         match self {
-            ChallengeError::Empty => "the upstream answered 401 without a WWW-Authenticate challenge",
-            ChallengeError::BadScheme => "the upstream's WWW-Authenticate challenge does not start with an auth scheme",
-            ChallengeError::BadParam => "the upstream's WWW-Authenticate challenge has a malformed parameter",
-            ChallengeError::Unterminated => "the upstream's WWW-Authenticate challenge has an unterminated quoted string",
-            ChallengeError::NoRealm => "the upstream's Bearer challenge names no realm",
+            ChallengeError::Empty => Msg::ChallengeEmpty,
+            ChallengeError::BadScheme => Msg::ChallengeScheme,
+            ChallengeError::BadParam => Msg::ChallengeParam,
+            ChallengeError::Unterminated => Msg::ChallengeQuote,
+            ChallengeError::NoRealm => Msg::ChallengeRealm,
         }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        self.msg().text()
     }
 }
 
@@ -341,10 +347,16 @@ pub fn rewrite(header: &str, realm: &str, scope: &dyn Fn(&str, &mut String)) -> 
 
 /// The realm of the first Bearer challenge, as the upstream wrote it.
 pub fn bearer_realm(header: &str) -> Option<String> {
+    bearer_param(header, "realm")
+}
+
+/// The parameter `param` (a lower-case name) of the first Bearer challenge
+/// that has it, unescaped.
+pub fn bearer_param(header: &str, param: &str) -> Option<String> {
     let (mut bearer, mut found) = (false, None);
     walk(header, &mut |part| match part {
         Part::Scheme(s) => bearer = s.eq_ignore_ascii_case("bearer"),
-        Part::Param { name, raw, quoted } if bearer && found.is_none() && name.eq_ignore_ascii_case("realm") => {
+        Part::Param { name, raw, quoted } if bearer && found.is_none() && name.eq_ignore_ascii_case(param) => {
             found = Some(if quoted { unescape(raw).into_owned() } else { raw.to_string() });
         }
         _ => {}

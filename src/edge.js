@@ -11,10 +11,13 @@
 // repeat are remembered (the memo below), so a repeated request skips the
 // wasm call; the planner is pure, so that changes no answer. Nothing here looks at a
 // path, a host, a scope or a challenge; it holds data only: the request
-// headers passed upstream and the response headers dropped.
+// headers passed upstream, the response headers dropped, and the table of
+// error messages (generated from src/messages.rs), from which it writes the
+// OCI error bodies the planner names by number.
 import module from "./index_bg.wasm";
 import { initSync, step, io, client_address, logs, __wbg_reset_state } from "glue";
 import PAGE from "page";
+import MESSAGES from "messages";
 
 // Request headers passed upstream (an allow-list: cookies, cf-*,
 // x-forwarded-* and hop-by-hop headers stay behind). Authorization and Accept
@@ -168,10 +171,24 @@ async function readBody(request, max) {
   return dec.decode(all.subarray(0, max + 1));
 }
 
-// The upstream's response for the client. `location`, `json` (a body) and
-// `challenges` (one per line) replace the upstream's when given.
-function relay(r, location, json, challenges) {
-  let dirty = location !== "" || json !== "" || challenges !== undefined;
+// An OCI error body: message `m` of the table, naming `subject`, followed by
+// the upstream's own errors when `theirs` (its body) is an OCI error list,
+// or carrying it as the detail when it is something else.
+function oci(m, subject, theirs) {
+  const e = MESSAGES[m];
+  const head = '{"errors":[{"code":"' + e[1] + '","message":' + JSON.stringify(subject === "" ? e[2] : e[2] + ": " + subject) +
+    ',"detail":';
+  if (theirs === undefined) return head + "null}]}";
+  const t = theirs.trim();
+  return t.startsWith('{"errors":[') && t.endsWith("}") ? head + "null}," + t.slice(11) : head + JSON.stringify(t) + "}]}";
+}
+
+// The upstream's response for the client. `location`, `error` (the
+// mirror's error, "MSG SUBJECT", in front of the upstream's errors from
+// `theirs`, its body as read) and `challenges` (one per line) replace the
+// upstream's when given; `source` names the fallback that answered.
+function relay(r, location, error, source, challenges, theirs) {
+  let dirty = location !== "" || error !== "" || source !== "" || challenges !== undefined;
   if (!dirty) {
     for (const name of DROPPED) {
       if (r.headers.has(name)) {
@@ -181,6 +198,8 @@ function relay(r, location, json, challenges) {
     }
     if (!dirty) return r;
   }
+  const i = error.indexOf(" ");
+  const json = error !== "" ? oci(+error.slice(0, i), error.slice(i + 1), theirs) : "";
   const out = new Response(json !== "" ? json : r.body, r);
   const h = out.headers;
   for (const name of DROPPED) h.delete(name);
@@ -190,6 +209,7 @@ function relay(r, location, json, challenges) {
     h.set("content-type", "application/json");
   }
   if (location !== "") h.set("location", location);
+  if (source !== "") h.set("x-mirror-source", source);
   if (challenges !== undefined) {
     // The first replaces the upstream's; any others follow it.
     for (let i = 0; i < challenges.length; i++) h[i ? "append" : "set"]("www-authenticate", challenges[i]);
@@ -205,20 +225,24 @@ function secret(env, name) {
 }
 
 // One JSON line for the Workers log: what the planner said the request was
-// about (`about`: "route", "kind" and "repository" members), the status
-// the client gets, the last upstream exchange (its status, 0 when the fetch
-// failed, or none), and the client's address when the table asks for it.
+// about (`about`: the route's name, the kind of request, the fallback that
+// answered or "", and the repository, tab-separated), the status the client
+// gets, the last upstream exchange (its status, 0 when the fetch failed, or
+// none), and the client's address when the table asks for it.
 function log(about, status, upStatus, redirected, ms, h) {
-  let line = "{" + about + ',"status":' + status + (upStatus < 0 ? ',"upstream":null'
+  const f = about.split("\t");
+  let line = '{"route":' + JSON.stringify(f[0]) + ',"kind":"' + f[1] + '","repository":' + JSON.stringify(f[3]) +
+    (f[2] !== "" ? ',"source":"' + f[2] + '"' : "") + ',"status":' + status + (upStatus < 0 ? ',"upstream":null'
     : ',"upstream":' + upStatus + ',"redirected":' + redirected + ',"ms":' + ms);
   if (CLIENT) line += ',"client":' + JSON.stringify(h.get("cf-connecting-ip") || "");
   console.log(line + "}");
 }
 
-// At most 4 KiB of an upstream body (a 429's), for the planner's message.
-async function upstreamBody(r) {
+// At most `max` characters of an upstream body (a 429's, or a token
+// answer), for the planner (percent-encoded) and for the error body.
+async function upstreamBody(r, max) {
   const text = await r.text();
-  return encodeURIComponent(text.length > 4096 ? text.slice(0, 4096) : text);
+  return text.length > max ? text.slice(0, max) : text;
 }
 
 // A local answer (the planner's A or P action) as a Response; undefined for
@@ -231,13 +255,14 @@ function answer(a, h, upStatus, redirected, ms) {
   const op = a.charCodeAt(0);
   if (op === ANSWER) {
     const p = a.split("\n");
+    const m = +p[0].slice(1);
     const headers = { "content-type": "application/json", "docker-distribution-api-version": "registry/2.0" };
     if (p[1] !== "") headers["www-authenticate"] = p[1];
     if (p[2] !== "") headers["allow"] = p[2];
     if (p[3] !== "") headers["x-wasm-memory-pages"] = p[3];
-    const status = +p[0].slice(1);
+    const status = MESSAGES[m][0];
     if (LOGS) log(p[4], status, upStatus, redirected, ms, h);
-    return new Response(p[5], { status, headers });
+    return new Response(oci(m, p[5], undefined), { status, headers });
   }
   if (op === PAGE_ANSWER) {
     if (LOGS) log(a.slice(1), 200, upStatus, redirected, ms, h);
@@ -267,6 +292,7 @@ async function proceed(request, env, h, authorization, accept, facts, a) {
   // The other actions (the local ones are `answer`'s).
   const BODY = 66; // B: read the request body, call again
   const SECRET = 69; // E: read a Worker secret, call again
+  const HELD = 72; // H: relay the response a HOLD fetch kept, rewritten
   const RELAY = 82; // R: relay the last upstream response, rewritten
   // (F: fetch.) Its bits:
   const CLIENT_HEADERS = 1; // send the client's allow-listed headers
@@ -275,10 +301,21 @@ async function proceed(request, env, h, authorization, accept, facts, a) {
   const RESUME_3XX = 8; // on a redirect,
   const RESUME_ALL = 16; // on any status,
   const FORM = 32; // (POST the FORM field as an OAuth2 form)
-  const RESUME_429 = 64; // on a 429, with its body
-  let known = "\n";     // SECRET \n (the upstream body follows it; empty: not read)
-  let body = "";
-  let up;
+  const RESUME_429 = 64; // on a 429, with its body,
+  const RESUME_5XX = 128; // on a 502-504, with its body,
+  const RESUME_ERR = 256; // on any status from 400,
+  const READ_BODY = 512; // (with up to 16 KiB of the body)
+  const ANONYMOUS = 1024; // the client's headers without its Authorization
+  const HOLD = 2048; // keep the last response for an H action
+  // What every call after the first carries: the last fetch's STATE,
+  // WWW-AUTHENTICATE and LOCATION fields, the secret read since that fetch
+  // (a secret is given only to the calls before the next fetch: the next
+  // one that needs a secret may be another route's), the upstream body read
+  // (percent-encoded) and the request body.
+  let state = "\n\n\n", known = "\n", sent = "", body = "";
+  // The last response and its body text as read (when it was), and the one
+  // a HOLD fetch kept.
+  let up, text, held, heldText;
   // For the log line (LOGS only): the last fetch's status (0: it failed,
   // -1: none), whether the runtime followed a redirect, milliseconds to its
   // headers.
@@ -287,27 +324,30 @@ async function proceed(request, env, h, authorization, accept, facts, a) {
     const local = answer(a, h, upStatus, redirected, ms);
     if (local !== undefined) return local;
     const op = a.charCodeAt(0);
-    if (op === BODY) {
-      body = "\n" + await readBody(request, +a.slice(1));
-      a = call(facts + "\n\n\n" + known + body, false);
+    if (op === BODY || op === SECRET) {
+      if (op === BODY) body = "\n" + await readBody(request, +a.slice(1));
+      else known = secret(env, a.slice(1)) + "\n";
+      a = call(facts + state + known + sent + body, false);
       continue;
     }
-    if (op === SECRET) {
-      known = secret(env, a.slice(1)) + "\n";
-      a = call(facts + "\n\n\n" + known + body, false);
-      continue;
-    }
-    if (op === RELAY) {
+    if (op === RELAY || op === HELD) {
       const p = a.split("\n");
-      if (LOGS) log(p[1], up.status, upStatus, redirected, ms, h);
-      return relay(up, p[0].slice(1), p[2], p.length > 3 ? p.slice(3) : undefined);
+      const r = op === HELD ? held : up;
+      if (LOGS) log(p[1], r.status, upStatus, redirected, ms, h);
+      return relay(r, p[0].slice(1), p[2], p[3], p.length > 4 ? p.slice(4) : undefined, op === HELD ? heldText : text);
     }
     // F: fetch
-    if (up !== undefined && up.body !== null) up.body.cancel();
     const p = a.split("\n");
     const bits = +p[0].slice(1);
+    if (bits & HOLD) {
+      held = up;
+      heldText = text;
+    } else if (up !== undefined && up.body !== null && !up.bodyUsed) {
+      up.body.cancel();
+    }
+    known = "\n";
     const init = { method: p[2], redirect: bits & FOLLOW ? "follow" : "manual", signal: AbortSignal.timeout(TIMEOUT_MS) };
-    if (bits & CLIENT_HEADERS) init.headers = forwarded(h, authorization, accept);
+    if (bits & CLIENT_HEADERS) init.headers = forwarded(h, bits & ANONYMOUS ? null : authorization, accept);
     if (p[4] !== "" || bits & FORM) {
       if (init.headers === undefined) init.headers = new Headers();
       if (p[4] !== "") init.headers.set("authorization", p[4]);
@@ -320,24 +360,30 @@ async function proceed(request, env, h, authorization, accept, facts, a) {
     try {
       up = await fetch(p[3], init);
     } catch (e) {
+      up = text = undefined;
       if (LOGS) [upStatus, redirected, ms] = [0, false, Date.now() - t0];
-      a = call(facts + p[1] + "0\n\n" + encodeURIComponent(String(e)) + "\n" + known + body, false);
+      state = p[1] + "0\n\n" + encodeURIComponent(String(e)) + "\n";
+      sent = "";
+      a = call(facts + state + known + sent + body, false);
       continue;
     }
     const s = up.status;
+    text = undefined;
     if (LOGS) [upStatus, redirected, ms] = [s, up.redirected, Date.now() - t0];
     if (bits & RESUME_ALL || (bits & RESUME_401 && s === 401) || (bits & RESUME_3XX && s >= 300 && s < 400) ||
-        (bits & RESUME_429 && s === 429)) {
-      const text = s === 429 && bits & RESUME_429 ? await upstreamBody(up) : "";
-      // The planner reads a challenge only on a 401 and a Location only on
-      // a redirect.
+        (bits & RESUME_429 && s === 429) || (bits & RESUME_5XX && s >= 502 && s <= 504) || (bits & RESUME_ERR && s >= 400)) {
+      if ((bits & RESUME_429 && s === 429) || (bits & RESUME_5XX && s >= 502 && s <= 504)) text = await upstreamBody(up, 4096);
+      else if (bits & READ_BODY) text = await upstreamBody(up, 16384);
+      sent = text === undefined ? "" : encodeURIComponent(text);
+      // The planner reads a challenge only on a 401, a Location only on a
+      // redirect, and Docker-Content-Digest only on a success.
       const challenge = s === 401 ? up.headers.get("www-authenticate") || "" : "";
-      const location = s >= 300 && s < 400 ? up.headers.get("location") || "" : "";
-      a = call(facts + p[1] + s + "\n" + challenge + "\n" + location + "\n" + known + text + body,
-        known === "\n" && text === "" && body === "");
+      const third = s >= 300 && s < 400 ? up.headers.get("location") : s < 300 ? up.headers.get("docker-content-digest") : "";
+      state = p[1] + s + "\n" + challenge + "\n" + (third || "") + "\n";
+      a = call(facts + state + known + sent + body, known === "\n" && sent === "" && body === "");
       continue;
     }
     if (LOGS) log(p[5], s, upStatus, redirected, ms, h);
-    return relay(up, "", "", undefined);
+    return relay(up, "", "", p[7], undefined, undefined);
   }
 }

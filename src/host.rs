@@ -32,15 +32,21 @@ pub enum HostError {
 }
 
 impl HostError {
-    pub fn as_str(self) -> &'static str {
+    /// The client's answer (`crate::messages`).
+    pub fn msg(self) -> crate::messages::Msg {
+        use crate::messages::Msg;
         match self {
-            HostError::Empty => "the request has no Host",
-            HostError::TooLong => "the Host name is longer than 253 characters",
-            HostError::BadChar => "the Host name has characters a host name cannot have",
-            HostError::EmptyLabel => "the Host name has an empty label (\"..\" or a leading dot)",
-            HostError::BadPort => "the Host port is not a number from 1 to 65535",
-            HostError::BadLiteral => "the Host IPv6 literal is malformed",
+            HostError::Empty => Msg::HostEmpty,
+            HostError::TooLong => Msg::HostTooLong,
+            HostError::BadChar => Msg::HostChar,
+            HostError::EmptyLabel => Msg::HostLabel,
+            HostError::BadPort => Msg::HostPort,
+            HostError::BadLiteral => Msg::HostLiteral,
         }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        self.msg().text()
     }
 }
 

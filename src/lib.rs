@@ -22,8 +22,10 @@
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 pub mod challenge;
+pub mod fallback;
 pub mod host;
 pub mod location;
+pub mod messages;
 pub mod names;
 pub mod oci;
 pub mod path;
@@ -91,6 +93,13 @@ impl Put for String {
         // SAFETY: a byte below 0x80 is a whole UTF-8 character.
         unsafe { self.as_mut_vec() }.push(b & 0x7f);
     }
+}
+
+/// The decimal number at the start of `s` (at most 9 digits; the planner
+/// reads only numbers it or the entry wrote, so any other byte counts as a
+/// digit rather than being checked).
+pub(crate) fn number(s: &str) -> u32 {
+    s.bytes().take(9).fold(0u32, |n, b| n * 10 + u32::from(b.wrapping_sub(b'0') % 10))
 }
 
 /// Appends `n` in decimal.

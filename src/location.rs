@@ -20,12 +20,18 @@ pub enum LocationError {
 }
 
 impl LocationError {
-    pub fn as_str(self) -> &'static str {
+    /// The client's answer (a 502: `crate::messages`).
+    pub fn msg(self) -> crate::messages::Msg {
+        use crate::messages::Msg;
         match self {
-            LocationError::Missing => "the upstream redirected without a Location",
-            LocationError::Scheme => "the upstream redirected to a URL that is not http or https",
-            LocationError::Malformed => "the upstream redirected to a malformed Location",
+            LocationError::Missing => Msg::LocationMissing,
+            LocationError::Scheme => Msg::LocationScheme,
+            LocationError::Malformed => Msg::LocationMalformed,
         }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        self.msg().text()
     }
 }
 

@@ -5,7 +5,7 @@
 //! name), `docker.mirror.example.com/busybox` (Docker Hub's short form), or
 //! `owner/image` with containerd's `?ns=`. The upstream knows
 //! `owner/image`, `library/busybox`, or with a route's `repository`
-//! `my-project/app`. Everything that carries a name is mapped here, one way
+//! `my-project/app` (and with both, `docker/library/busybox`). Everything that carries a name is mapped here, one way
 //! for paths and token scopes, the other way for the scope in an upstream's
 //! challenge, so the client asks for the name it used.
 //!
@@ -18,12 +18,16 @@
 use crate::Put;
 use crate::routes::{Route, USES_ALLOW, USES_REPOSITORY};
 
-/// Appends the upstream's name for `name` (prefix already removed).
+/// Appends the upstream's name for `name` (prefix already removed): the
+/// route's `repository` first, then `library/` for a single-component name
+/// on a Docker Hub-style route (both, for a copy of Docker Hub's official
+/// images under a path: ECR Public's `docker/library/NAME`).
 pub fn upstream_name(route: &Route, name: &str, out: &mut String) {
     if let Some(repo) = route.repository.filter(|_| USES_REPOSITORY) {
         out.push_str(repo);
         out.put(b'/');
-    } else if route.library && !crate::has(name, b'/') {
+    }
+    if route.library && !crate::has(name, b'/') {
         out.push_str("library/");
     }
     out.push_str(name);

@@ -1,39 +1,11 @@
 //! OCI error bodies: `{"errors":[{"code":"...","message":"...","detail":...}]}`.
 //!
-//! Every answer the mirror makes itself is one of these, so registry clients
-//! print the message. Codes are the distribution spec's, plus `UNAVAILABLE`
-//! (distribution's own code for an upstream that cannot be reached).
-//! Messages are static text; the few that name a host or an upstream get it
-//! appended after checks, and JSON-escaped here.
+//! The worker's entry writes them (src/edge.js, from the table of
+//! `crate::messages`); [`error_body`] is the same body written here, for the
+//! native tests and tools. [`json_escape`] is the planner's for the log line.
 
+use crate::messages::Msg;
 use crate::Put;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Code {
-    NameInvalid,
-    NameUnknown,
-    DigestInvalid,
-    TagInvalid,
-    Unsupported,
-    Unauthorized,
-    Denied,
-    Unavailable,
-}
-
-impl Code {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Code::NameInvalid => "NAME_INVALID",
-            Code::NameUnknown => "NAME_UNKNOWN",
-            Code::DigestInvalid => "DIGEST_INVALID",
-            Code::TagInvalid => "TAG_INVALID",
-            Code::Unsupported => "UNSUPPORTED",
-            Code::Unauthorized => "UNAUTHORIZED",
-            Code::Denied => "DENIED",
-            Code::Unavailable => "UNAVAILABLE",
-        }
-    }
-}
 
 /// Appends `s` as the inside of a JSON string: `"`, `\` and control
 /// characters escaped, everything else (UTF-8 included) copied in runs.
@@ -58,14 +30,15 @@ pub fn json_escape(s: &str, out: &mut String) {
     out.push_str(s.get(run..).unwrap_or(""));
 }
 
-/// The error body for `code`, with `message` and `subject` (a host name or
-/// similar, quoted after the message when not empty).
-pub fn error_body(code: Code, message: &str, subject: &str) -> String {
-    let mut out = String::with_capacity(64 + message.len() + subject.len());
+/// The error body for `msg`, with `subject` (a host name or similar, quoted
+/// after the message when not empty): what the entry writes for a local
+/// answer.
+pub fn error_body(msg: Msg, subject: &str) -> String {
+    let mut out = String::with_capacity(64 + msg.text().len() + subject.len());
     out.push_str("{\"errors\":[{\"code\":\"");
-    out.push_str(code.as_str());
+    out.push_str(msg.code().as_str());
     out.push_str("\",\"message\":\"");
-    json_escape(message, &mut out);
+    json_escape(msg.text(), &mut out);
     if !subject.is_empty() {
         out.push_str(": ");
         json_escape(subject, &mut out);

@@ -13,6 +13,8 @@
 //!
 //! It does not know which repositories exist; that is the upstream's answer.
 
+use crate::messages::Msg;
+
 /// What a path asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Endpoint<'a> {
@@ -49,14 +51,19 @@ pub enum PathError {
 }
 
 impl PathError {
-    pub fn as_str(self) -> &'static str {
+    /// The client's answer (status, code and text: `crate::messages`).
+    pub fn msg(self) -> Msg {
         match self {
-            PathError::NotFound => "not a registry API path: the mirror serves /v2/<name>/manifests|blobs|tags|referrers/... and /token",
-            PathError::NameInvalid => "invalid repository name: lower-case letters and digits, with '.', '_', '__' or '-' inside '/'-separated components",
-            PathError::NameTooLong => "invalid repository name: longer than 255 characters",
-            PathError::TagInvalid => "invalid tag: tags are 1 to 128 letters, digits, '_', '.' or '-', and do not start with '.' or '-'",
-            PathError::DigestInvalid => "invalid digest: write it as algorithm:hex, for example sha256: followed by 64 lower-case hex digits",
+            PathError::NotFound => Msg::PathNotFound,
+            PathError::NameInvalid => Msg::NameInvalid,
+            PathError::NameTooLong => Msg::NameTooLong,
+            PathError::TagInvalid => Msg::TagInvalid,
+            PathError::DigestInvalid => Msg::DigestInvalid,
         }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        self.msg().text()
     }
 }
 

@@ -29,17 +29,20 @@ use crate::challenge;
 use crate::host::{parse_authority, Authority};
 use crate::location::{is_redirect, origin, resolve};
 use crate::names::{allowed, client_name, upstream_name};
-use crate::oci::{error_body, json_escape, Code};
-use crate::path::{classify, Endpoint, Kind, PathError};
-use crate::routes::{self, by_host, by_name, by_registry, Route, LOG, PAGE, USES_CREDENTIALS};
-use crate::scope::{first_repository, percent_decode, rewrite_token_params, QueryError};
+use crate::messages::Msg;
+use crate::path::{classify, Endpoint, Kind};
+use crate::routes::{self, by_host, by_name, by_registry, Route, LOG, PAGE, USES_CREDENTIALS, USES_FALLBACK};
+use crate::scope::{first_repository, rewrite_token_params};
 
 /// Longest request URL accepted (scheme, host, path and query).
 pub const MAX_URL: usize = 8192;
 /// Largest OAuth2 token form accepted.
 pub const MAX_FORM: usize = 16 * 1024;
 
-/// A Worker secret, as far as the planner has asked for it.
+/// A Worker secret, as far as the planner has asked for it: the one the
+/// last [`Action::ReadSecret`] named. The entry passes it to the call right
+/// after reading it and to the calls before its next fetch, never later, so
+/// a secret read for one route (a fallback's) is never taken for another's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Secret<'a> {
     NotRead,
@@ -81,6 +84,14 @@ pub enum Phase {
     Discover,
     /// A token request to the realm.
     Token,
+    /// A manifest or blob request to a fallback route's upstream
+    /// (`crate::fallback`; the fetch's `trail` says which and what happened
+    /// before).
+    Fallback,
+    /// The mirror's own token request to a fallback's realm.
+    FallbackToken,
+    /// The fallback request again, with that token.
+    FallbackRetry,
 }
 
 impl Phase {
@@ -89,6 +100,9 @@ impl Phase {
             Phase::Api => b'a',
             Phase::Discover => b'd',
             Phase::Token => b't',
+            Phase::Fallback => b'f',
+            Phase::FallbackToken => b'k',
+            Phase::FallbackRetry => b'r',
         }
     }
 
@@ -97,6 +111,9 @@ impl Phase {
             b'a' => Some(Phase::Api),
             b'd' => Some(Phase::Discover),
             b't' => Some(Phase::Token),
+            b'f' => Some(Phase::Fallback),
+            b'k' => Some(Phase::FallbackToken),
+            b'r' => Some(Phase::FallbackRetry),
             _ => None,
         }
     }
@@ -113,15 +130,23 @@ pub struct Upstream<'a> {
     pub error: &'a str,
     pub www_authenticate: &'a str,
     pub location: &'a str,
-    /// The response body, percent-encoded: read for a 429 only.
+    /// `Docker-Content-Digest` of a 2xx (read when a fallback's answer to a
+    /// manifest by digest comes back).
+    pub digest: &'a str,
+    /// The response body, percent-encoded: read for a 429 (and a 502-504 on
+    /// a route with fallbacks) and a fallback's token answer only.
     pub body: &'a str,
+    /// A fallback's continuation, as the fetch's `trail` wrote it.
+    pub trail: &'a str,
 }
 
 /// The next thing the edge does.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Action {
-    /// Answer without any subrequest.
+    /// Answer without any subrequest, with an OCI error.
     Reply(Reply),
+    /// Answer with the browser page.
+    Page,
     /// Read the request body (at most [`MAX_FORM`] bytes) and call again with it.
     ReadBody,
     /// Read the Worker secret of this name and call again with it.
@@ -129,20 +154,29 @@ pub enum Action {
     Fetch(Fetch),
     /// Send the upstream response on. With `challenges` (one per line), they
     /// replace its `WWW-Authenticate`; with `location`, its `Location`; with
-    /// `body` (JSON), its body.
-    Relay { challenges: Option<String>, location: Option<String>, body: Option<String> },
+    /// `error`, its body becomes that OCI error (the message and what it
+    /// names) followed by the upstream's own errors; with `source`, it gets
+    /// `X-Mirror-Source`. `held`: the response the fetch marked `hold` kept
+    /// (the route's own answer, after its fallbacks failed), not the last one.
+    Relay { challenges: Option<String>, location: Option<String>, error: Option<(Msg, String)>, source: Option<String>, held: bool },
 }
 
-/// A local answer.
+/// A local answer: an OCI error, status and text from `crate::messages`.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Reply {
-    pub status: u16,
-    /// An OCI error body (JSON), or `None` for the browser page.
-    pub body: Option<String>,
+    pub msg: Msg,
+    /// What the message names (a host, a repository), written after it.
+    pub subject: String,
     /// `WWW-Authenticate` value.
     pub challenge: Option<String>,
     /// `Allow` value for 405.
     pub allow: Option<&'static str>,
+}
+
+impl Reply {
+    pub fn status(&self) -> u16 {
+        self.msg.status()
+    }
 }
 
 /// Statuses after which the edge calls [`step`] again (bits of [`Fetch::resume`]).
@@ -151,6 +185,12 @@ pub const RESUME_3XX: u8 = 2;
 pub const RESUME_ALL: u8 = 4;
 /// A 429 comes back with its body.
 pub const RESUME_429: u8 = 16;
+/// A 502, 503 or 504 comes back with its body (a route with fallbacks).
+pub const RESUME_5XX: u8 = 32;
+/// Any status from 400 up comes back (a fallback's answer).
+pub const RESUME_ERR: u8 = 64;
+/// Whatever comes back brings up to 16 KiB of its body (a token answer).
+pub const RESUME_BODY: u8 = 128;
 
 /// One upstream request.
 #[derive(Debug, PartialEq, Eq)]
@@ -169,42 +209,38 @@ pub struct Fetch {
     /// client as it is. A failed fetch always comes back.
     pub resume: u8,
     pub phase: Phase,
+    /// A fallback's continuation, handed back with the answer.
+    pub trail: String,
+    /// Leave the client's Authorization out of its headers (a fallback is
+    /// another party).
+    pub anonymous: bool,
+    /// Keep the last response (the route's own answer) for a `held` relay.
+    pub hold: bool,
+    /// `X-Mirror-Source` for the client when the response passes on.
+    pub source: Option<String>,
 }
 
 /// What a request was about, for its log line.
 #[derive(Default)]
-struct Seen {
+pub(crate) struct Seen {
     /// The route's name (for the log line).
     route: &'static str,
     kind: &'static str,
     repository: String,
+    /// The fallback whose answer the client gets, if one does.
+    pub(crate) source: &'static str,
 }
 
-fn reply(status: u16, code: Code, message: &str, subject: &str) -> Action {
-    Action::Reply(Reply { status, body: Some(error_body(code, message, subject)), challenge: None, allow: None })
+pub(crate) fn reply(msg: Msg, subject: &str) -> Action {
+    Action::Reply(Reply { msg, subject: subject.to_string(), challenge: None, allow: None })
 }
 
-fn not_allowed(allow: &'static str, message: &str) -> Action {
-    Action::Reply(Reply {
-        status: 405,
-        body: Some(error_body(Code::Unsupported, message, "")),
-        challenge: None,
-        allow: Some(allow),
-    })
+fn not_allowed(allow: &'static str, msg: Msg) -> Action {
+    Action::Reply(Reply { msg, subject: String::new(), challenge: None, allow: Some(allow) })
 }
 
 fn denied(name: &str) -> Action {
-    reply(403, Code::Denied, "this mirror does not serve the repository", name)
-}
-
-fn path_error(e: PathError) -> Action {
-    let (status, code) = match e {
-        PathError::NotFound => (404, Code::Unsupported),
-        PathError::NameInvalid | PathError::NameTooLong => (400, Code::NameInvalid),
-        PathError::TagInvalid => (400, Code::TagInvalid),
-        PathError::DigestInvalid => (400, Code::DigestInvalid),
-    };
-    reply(status, code, e.as_str(), "")
+    reply(Msg::Denied, name)
 }
 
 /// `(scheme, authority, path, query)` of an absolute URL; the fragment is
@@ -249,46 +285,55 @@ fn mirror_realm(base: &str, route: Option<&Route>) -> String {
     realm
 }
 
-/// Why an exchange failed, as the client's 502/504 naming what failed.
-fn failed(subject: &str, up: &Upstream<'_>, message: Option<&str>) -> Action {
-    let (status, message) = match message {
-        Some(m) => (502, m),
-        None if up.error.starts_with("TimeoutError") => (504, "the upstream registry did not answer in time"),
-        None if crate::find(up.error, "Too%20many%20redirects").is_some() => (502, "the upstream redirected too many times"),
-        None => (502, "the upstream registry could not be reached, or redirected to a URL that cannot be fetched"),
-    };
-    reply(status, Code::Unavailable, message, origin(subject))
+/// What an exchange came to, as one number: the status, or for a failed
+/// fetch [`UNREACHABLE`], [`TIMED_OUT`] or [`REDIRECT_LOOP`] by the
+/// runtime's error.
+pub(crate) fn outcome(up: &Upstream<'_>) -> u16 {
+    match up.status {
+        0 if up.error.starts_with("TimeoutError") => TIMED_OUT,
+        0 if crate::find(up.error, "Too%20many%20redirects").is_some() => REDIRECT_LOOP,
+        s => s,
+    }
 }
 
-/// An upstream's 429 for the client: its status, headers (`Retry-After`)
-/// and body, with an OCI TOOMANYREQUESTS error first that says which limit
-/// it is when the upstream says so.
-fn rate_limited(route: &Route, up: &Upstream<'_>) -> Action {
-    let text = percent_decode(up.body, true).unwrap_or_default();
-    let pull_limit = text.as_bytes().windows(15).any(|w| w.eq_ignore_ascii_case(b"pull rate limit"));
-    let message = if pull_limit {
-        "the registry's pull rate limit for this mirror (its address, or the account in the route's credentials secret) was reached; a credentials secret, of a paid account, lifts it (README)"
-    } else {
-        "the registry is limiting requests from this mirror's address; retry after Retry-After"
-    };
-    let mut body = String::with_capacity(text.len() + 320);
-    body.push_str("{\"errors\":[{\"code\":\"TOOMANYREQUESTS\",\"message\":\"");
-    body.push_str(message);
-    body.push_str(": ");
-    body.push_str(route.registry);
-    let theirs = text.trim_ascii_start();
-    match theirs.strip_prefix("{\"errors\":[") {
-        Some(rest) if theirs.ends_with("}") => {
-            body.push_str("\",\"detail\":null},");
-            body.push_str(rest);
-        }
-        _ => {
-            body.push_str("\",\"detail\":\"");
-            json_escape(theirs, &mut body);
-            body.push_str("\"}]}");
-        }
+pub(crate) const UNREACHABLE: u16 = 0;
+pub(crate) const TIMED_OUT: u16 = 1;
+pub(crate) const REDIRECT_LOOP: u16 = 2;
+
+/// Why an exchange failed, as the client's 502/504 naming what failed.
+fn failed(subject: &str, up: &Upstream<'_>) -> Action {
+    reply(failure(outcome(up)), origin(subject))
+}
+
+/// The message for a failed exchange's [`outcome`].
+pub(crate) fn failure(outcome: u16) -> Msg {
+    match outcome {
+        TIMED_OUT => Msg::TimedOut,
+        REDIRECT_LOOP => Msg::RedirectLoop,
+        _ => Msg::Unreachable,
     }
-    Action::Relay { challenges: None, location: None, body: Some(body) }
+}
+
+/// The message in front of an upstream's 429 (which limit it is, when the
+/// upstream's body says so) or, on a route with fallbacks, its 502-504.
+pub(crate) fn limit(status: u16, body: &str) -> Msg {
+    // The body as the entry passes it: percent-encoded, a space is %20.
+    match status {
+        429 if body.as_bytes().windows(19).any(|w| w.eq_ignore_ascii_case(b"pull%20rate%20limit")) => Msg::PullLimit,
+        429 => Msg::AddressLimit,
+        _ => Msg::UpstreamDown,
+    }
+}
+
+/// An upstream's 429 (or 502-504) for the client: its status, headers
+/// (`Retry-After`) and errors, after the mirror's `msg` naming the route's
+/// registry and what else was tried (`tried`, empty when nothing was).
+/// `held`: the response to relay is the one a fallback fetch kept.
+pub(crate) fn upstream_error(route: &Route, msg: Msg, tried: &str, held: bool) -> Action {
+    let mut subject = String::with_capacity(route.registry.len() + tried.len());
+    subject.push_str(route.registry);
+    subject.push_str(tried);
+    Action::Relay { challenges: None, location: None, error: Some((msg, subject)), source: None, held }
 }
 
 /// Plans the next step of one request: `up` is `None` when the request has
@@ -298,52 +343,56 @@ pub fn step(req: &Request<'_>, up: Option<&Upstream<'_>>) -> Action {
 }
 
 /// [`step`], and when the table logs, what the request was about for its
-/// log line: the JSON members `"route":"...","kind":"...","repository":"..."`,
-/// for every action that can end the request (a local answer, a relay, or a
-/// fetch whose response the entry may pass on). The entry adds what it sees
-/// itself (status, upstream status, whether the runtime followed a redirect,
-/// milliseconds until upstream headers, the client's address) and writes
-/// the line.
+/// log line, for every action that can end the request (a local answer, a
+/// relay, or a fetch whose response the entry may pass on): the route's
+/// name, the kind of request, the fallback that answers (or nothing) and
+/// the repository, tab-separated (a control byte of the repository, which a
+/// token request's scope can carry, becomes `?`). The entry adds what it
+/// sees itself (status, upstream status, whether the runtime followed a
+/// redirect, milliseconds until upstream headers, the client's address) and
+/// writes the line as JSON.
 pub fn step_logged(req: &Request<'_>, up: Option<&Upstream<'_>>) -> (Action, Option<String>) {
     let mut seen = Seen::default();
     let action = decide(req, up, &mut seen);
     if !LOG || matches!(action, Action::ReadBody | Action::ReadSecret(_)) {
         return (action, None);
     }
-    let mut line = String::with_capacity(80);
-    line.push_str("\"route\":\"");
+    let mut line = String::with_capacity(64 + seen.repository.len());
     line.push_str(seen.route);
-    line.push_str("\",\"kind\":\"");
+    line.put(b'\t');
     line.push_str(seen.kind);
-    line.push_str("\",\"repository\":\"");
-    json_escape(&seen.repository, &mut line);
-    line.put(b'"');
+    line.put(b'\t');
+    line.push_str(seen.source);
+    line.put(b'\t');
+    for b in seen.repository.bytes() {
+        line.put(if b < b' ' { b'?' } else { b });
+    }
     (action, Some(line))
 }
 
 fn decide(req: &Request<'_>, up: Option<&Upstream<'_>>, seen: &mut Seen) -> Action {
     if req.url.len() > MAX_URL {
-        return reply(414, Code::Unsupported, "the request URL is longer than 8192 bytes", "");
+        return reply(Msg::UrlTooLong, "");
     }
     // The runtime hands over a parsed, percent-encoded URL; anything else is
     // refused rather than forwarded.
     if req.url.bytes().any(|b| b <= b' ' || b >= 0x7f) {
-        return reply(400, Code::Unsupported, "the request URL has spaces, control characters or raw non-ASCII bytes", "");
+        return reply(Msg::UrlBytes, "");
     }
     let Some((scheme, authority, path, query)) = split_url(req.url) else {
-        return reply(400, Code::Unsupported, "the request URL is not absolute", "");
+        return reply(Msg::UrlNotAbsolute, "");
     };
     if scheme != "http" && scheme != "https" {
-        return reply(400, Code::Unsupported, "the mirror serves http and https only", "");
+        return reply(Msg::Scheme, "");
     }
     let authority = match parse_authority(authority) {
         Ok(a) => a,
-        Err(e) => return reply(400, Code::NameInvalid, e.as_str(), ""),
+        Err(e) => return reply(e.msg(), ""),
     };
     let host = authority.route_host();
     let endpoint = match classify(path) {
         Ok(e) => e,
-        Err(e) => return path_error(e),
+        Err(e) => return reply(e.msg(), ""),
     };
     let base = mirror_base(scheme, &authority);
     if let Endpoint::Token(registry) = endpoint {
@@ -356,32 +405,32 @@ fn decide(req: &Request<'_>, up: Option<&Upstream<'_>>, seen: &mut Seen) -> Acti
     let (i, name, prefixed) = match (ns, endpoint) {
         (Some(ns), _) => match by_registry(ns) {
             Some(r) => (r, None, false),
-            None => return reply(404, Code::NameUnknown, "no route of this mirror serves the registry named by ns", ns),
+            None => return reply(Msg::NsUnknown, ns),
         },
         (None, Endpoint::Repo { name, .. }) => match by_name(host, name) {
             Some((r, rest)) => (r, rest, rest.is_some()),
-            None => return reply(404, Code::NameUnknown, "no route of this mirror serves this name on this host", name),
+            None => return reply(Msg::NameNoRoute, name),
         },
         (None, _) => match by_host(host) {
             Some(r) => (r, None, false),
-            None => return reply(404, Code::NameUnknown, "no mirror is configured for this host", host),
+            None => return reply(Msg::HostNoRoute, host),
         },
     };
-    let Some(route) = routes::get(i) else { return reply(404, Code::NameUnknown, "no mirror is configured for this host", host) };
+    let Some(route) = routes::get(i) else { return reply(Msg::HostNoRoute, host) };
     seen.route = route.name;
     match endpoint {
         // Like the distribution registry in read-only mode: 405 without
         // Allow (no method is allowed here, and the runtime drops an empty
         // header value).
         Endpoint::Repo { kind: Kind::Upload, .. } => {
-            return reply(405, Code::Unsupported, "this mirror is read-only; push to the upstream registry itself", "")
+            return reply(Msg::ReadOnly, "")
         }
         _ if !matches!(req.method, "GET" | "HEAD") => {
-            return not_allowed("GET, HEAD", "this mirror only pulls: registry API paths take GET and HEAD")
+            return not_allowed("GET, HEAD", Msg::PullOnly)
         }
         Endpoint::Root if req.accept_html && PAGE => {
             seen.kind = "page";
-            return Action::Reply(Reply { status: 200, body: None, challenge: None, allow: None });
+            return Action::Page;
         }
         _ => {}
     }
@@ -389,6 +438,8 @@ fn decide(req: &Request<'_>, up: Option<&Upstream<'_>>, seen: &mut Seen) -> Acti
     let realm = mirror_realm(&base, by_path.then_some(&route));
     let mut url = String::with_capacity(route.upstream.len() + path.len() + query.len() + 32);
     url.push_str(route.upstream);
+    // A manifest or blob request on a route with fallbacks.
+    let mut ask = None;
     match endpoint {
         Endpoint::Repo { name: full, rest, kind } => {
             let name = name.unwrap_or(full);
@@ -406,6 +457,9 @@ fn decide(req: &Request<'_>, up: Option<&Upstream<'_>>, seen: &mut Seen) -> Acti
                 return denied(full);
             }
             url.push_str(rest);
+            if USES_FALLBACK && !route.fallback.is_empty() && matches!(kind, Kind::Manifest | Kind::Blob) {
+                ask = Some(Ask { route: &route, name, rest, head: req.method == "HEAD" });
+            }
         }
         Endpoint::Catalog if !route.allow.is_empty() => return denied("_catalog"),
         Endpoint::Catalog => {
@@ -417,17 +471,15 @@ fn decide(req: &Request<'_>, up: Option<&Upstream<'_>>, seen: &mut Seen) -> Acti
             if !req.authorization && route.realm.is_some() && up.is_none() {
                 let mut ch = String::with_capacity(realm.len() + 48);
                 challenge::mirror_challenge(&realm, route.service, &mut ch);
-                return Action::Reply(Reply {
-                    status: 401,
-                    body: Some(error_body(Code::Unauthorized, "authentication required", "")),
-                    challenge: Some(ch),
-                    allow: None,
-                });
+                return Action::Reply(Reply { msg: Msg::AuthRequired, subject: String::new(), challenge: Some(ch), allow: None });
             }
             url.push_str("/v2/");
         }
     }
     if let Some(up) = up {
+        if let Some(a) = ask.as_ref().and_then(|ask| crate::fallback::answer(ask, req, up, seen)) {
+            return a;
+        }
         return api_answer(&route, &realm, &base, ns, prefixed, up);
     }
     if !query.is_empty() {
@@ -436,17 +488,47 @@ fn decide(req: &Request<'_>, up: Option<&Upstream<'_>>, seen: &mut Seen) -> Acti
     }
     let resume = RESUME_401
         | RESUME_429
-        | if route.follow_redirects { 0 } else { RESUME_3XX };
+        | if route.follow_redirects { 0 } else { RESUME_3XX }
+        | if ask.is_some() { RESUME_5XX } else { 0 };
     Action::Fetch(Fetch {
         method: if req.method == "HEAD" { "HEAD" } else { "GET" },
         url,
-        client_headers: true,
-        authorization: None,
-        form: None,
-        follow: route.follow_redirects,
         resume,
-        phase: Phase::Api,
+        follow: route.follow_redirects,
+        ..Fetch::new(Phase::Api)
     })
+}
+
+/// A manifest or blob request on a route with fallbacks: what a fallback
+/// needs to ask for the same content.
+pub(crate) struct Ask<'a> {
+    pub route: &'a Route,
+    /// The client's name, the route's prefix removed.
+    pub name: &'a str,
+    /// `/manifests/REFERENCE` or `/blobs/DIGEST`.
+    pub rest: &'a str,
+    pub head: bool,
+}
+
+impl Fetch {
+    /// A GET with the client's headers that the runtime follows, coming
+    /// back on a 429 (the fields the callers change are set after).
+    pub(crate) fn new(phase: Phase) -> Fetch {
+        Fetch {
+            method: "GET",
+            url: String::new(),
+            client_headers: true,
+            authorization: None,
+            form: None,
+            follow: true,
+            resume: RESUME_429,
+            phase,
+            trail: String::new(),
+            anonymous: false,
+            hold: false,
+            source: None,
+        }
+    }
 }
 
 /// The upstream's answer to a registry API request: a 401 gets the mirror's
@@ -454,34 +536,41 @@ fn decide(req: &Request<'_>, up: Option<&Upstream<'_>>, seen: &mut Seen) -> Acti
 /// challenge is kept); a 429 says which limit; a redirect passed to the
 /// client gets an absolute `Location`, back through the mirror when it stays
 /// on the upstream's registry API.
+#[inline(never)]
 fn api_answer(route: &Route, realm: &str, base: &str, ns: Option<&str>, prefixed: bool, up: &Upstream<'_>) -> Action {
     if up.status == 0 || up.phase != Some(Phase::Api) {
-        return failed(route.upstream, up, None);
+        return failed(route.upstream, up);
     }
     if up.status == 401 {
         let scope = |value: &str, out: &mut String| map_scope(route, value, prefixed, out);
         return match challenge::rewrite(up.www_authenticate, realm, &scope) {
-            Ok(lines) => Action::Relay { challenges: Some(lines), location: None, body: None },
-            Err(e) => failed(route.upstream, up, Some(e.as_str())),
+            Ok(lines) => relay(Some(lines), None),
+            Err(e) => reply(e.msg(), origin(route.upstream)),
         };
     }
     if up.status == 429 {
-        return rate_limited(route, up);
+        return upstream_error(route, limit(429, up.body), "", false);
     }
     if is_redirect(up.status) && !up.location.is_empty() {
         // Relative to the URL that answered, which for a passed redirect is
         // the first one: under the route's upstream.
         let loc = match resolve(route.upstream, up.location) {
             Ok(loc) => loc,
-            Err(e) => return failed(route.upstream, up, Some(e.as_str())),
+            Err(e) => return reply(e.msg(), origin(route.upstream)),
         };
         let location = match loc.strip_prefix(route.upstream).zip(split_url(&loc)) {
             Some((rest, (_, _, path, query))) if rest.starts_with("/v2/") => back_to_mirror(route, base, path, query, ns, prefixed),
             _ => None,
         };
-        return Action::Relay { challenges: None, location: Some(location.unwrap_or(loc)), body: None };
+        return relay(None, Some(location.unwrap_or(loc)));
     }
-    Action::Relay { challenges: None, location: None, body: None }
+    relay(None, None)
+}
+
+/// The last upstream response for the client, with its challenges or its
+/// Location replaced when given.
+pub(crate) fn relay(challenges: Option<String>, location: Option<String>) -> Action {
+    Action::Relay { challenges, location, error: None, source: None, held: false }
 }
 
 /// A redirect to the upstream's own registry API, as a mirror URL with the
@@ -534,34 +623,47 @@ fn map_scope(route: &Route, value: &str, prefixed: bool, out: &mut String) {
     }
 }
 
+/// The route's credentials (`user:token` and where the colon is), when it
+/// has any: `Err` with the action to read the secret first, or the 503 for
+/// a secret that is not set or not `user:token`.
+pub(crate) fn credentials(route: &Route, req: &Request<'_>) -> Result<Option<(String, usize)>, Action> {
+    let Some(name) = route.credentials.filter(|_| USES_CREDENTIALS) else { return Ok(None) };
+    match req.secret {
+        Secret::NotRead => Err(Action::ReadSecret(name)),
+        Secret::Value(v) => crate::secret::parse(v).map(Some).ok_or_else(|| reply(Msg::SecretUnset, name)),
+        Secret::Unset => Err(reply(Msg::SecretUnset, name)),
+    }
+}
+
 /// `/token` and `/token/<registry>`: GET, or the OAuth2 form POST (read
 /// first). The route is the one the path names, or on a shared host the one
 /// the scopes' repositories lead to. Straight to the table's realm, or to the
 /// realm the upstream's `/v2/` challenge names.
+#[inline(never)]
 fn token(req: &Request<'_>, up: Option<&Upstream<'_>>, host: &str, registry: Option<&str>, query: &str, seen: &mut Seen) -> Action {
     let form = match req.method {
         "GET" => None,
         "POST" => match req.body {
             None => return Action::ReadBody,
-            Some(b) if b.len() > MAX_FORM => return reply(400, Code::Unsupported, "the token form is larger than 16 KiB", ""),
+            Some(b) if b.len() > MAX_FORM => return reply(Msg::FormTooLarge, ""),
             Some(b) => Some(b),
         },
-        _ => return not_allowed("GET, POST", "the token endpoint takes GET or an OAuth2 form POST"),
+        _ => return not_allowed("GET, POST", Msg::TokenMethod),
     };
     let (i, by_scope) = match registry {
         Some(name) => match by_registry(name) {
             Some(r) => (r, false),
-            None => return reply(404, Code::NameUnknown, "no route of this mirror has the registry name in this token request", name),
+            None => return reply(Msg::TokenRegistry, name),
         },
         None => match first_repository(form.unwrap_or(query)).and_then(|n| by_name(host, &n).map(|(r, _)| r)) {
             Some(r) => (r, true),
             None => match by_host(host) {
                 Some(r) => (r, false),
-                None => return reply(404, Code::NameUnknown, "no mirror is configured for this host", host),
+                None => return reply(Msg::HostNoRoute, host),
             },
         },
     };
-    let Some(route) = routes::get(i) else { return reply(404, Code::NameUnknown, "no mirror is configured for this host", host) };
+    let Some(route) = routes::get(i) else { return reply(Msg::HostNoRoute, host) };
     seen.route = route.name;
     if LOG {
         seen.repository = first_repository(form.unwrap_or(query)).unwrap_or_default();
@@ -569,28 +671,17 @@ fn token(req: &Request<'_>, up: Option<&Upstream<'_>>, host: &str, registry: Opt
     if let Some(up) = up.filter(|u| u.status == 0 || u.phase == Some(Phase::Token)) {
         return match up.status {
             // A failed fetch always comes back, whatever `resume` said.
-            0 => failed(route.realm.unwrap_or(route.upstream), up, None),
-            429 => rate_limited(&route, up),
-            _ => Action::Relay { challenges: None, location: None, body: None },
+            0 => failed(route.realm.unwrap_or(route.upstream), up),
+            429 => upstream_error(&route, limit(429, up.body), "", false),
+            _ => relay(None, None),
         };
     }
     // The route's credentials, for a client that brings none.
-    let mut secret = None;
-    if let Some(name) = route.credentials.filter(|_| USES_CREDENTIALS && !req.authorization) {
-        secret = match req.secret {
-            Secret::NotRead => return Action::ReadSecret(name),
-            Secret::Value(v) => crate::secret::parse(v),
-            Secret::Unset => None,
-        };
-        if secret.is_none() {
-            return reply(
-                503,
-                Code::Unavailable,
-                "the route's credentials secret is not set or not user:token; set it with wrangler secret put",
-                name,
-            );
-        }
-    }
+    let secret = match credentials(&route, req) {
+        Ok(s) => s.filter(|_| !req.authorization),
+        Err(a) if !req.authorization => return a,
+        Err(_) => None,
+    };
     let scope_host = by_scope.then_some(host);
     let realm = match (route.realm, up) {
         (Some(r), _) => r.to_string(),
@@ -598,21 +689,12 @@ fn token(req: &Request<'_>, up: Option<&Upstream<'_>>, host: &str, registry: Opt
             let mut ping = String::with_capacity(route.upstream.len() + 4);
             ping.push_str(route.upstream);
             ping.push_str("/v2/");
-            return Action::Fetch(Fetch {
-                method: "GET",
-                url: ping,
-                client_headers: false,
-                authorization: None,
-                form: None,
-                follow: true,
-                resume: RESUME_ALL,
-                phase: Phase::Discover,
-            });
+            return Action::Fetch(Fetch { url: ping, client_headers: false, resume: RESUME_ALL, ..Fetch::new(Phase::Discover) });
         }
         (None, Some(up)) => {
             let found = challenge::bearer_realm(up.www_authenticate);
             let Some(realm) = found.filter(|_| up.status == 401) else {
-                return reply(404, Code::Unavailable, "the upstream registry does not use token authentication", route.upstream);
+                return reply(Msg::NoTokenAuth, route.upstream);
             };
             // A relative realm is relative to the upstream's /v2/.
             let mut v2 = String::with_capacity(route.upstream.len() + 4);
@@ -620,7 +702,7 @@ fn token(req: &Request<'_>, up: Option<&Upstream<'_>>, host: &str, registry: Opt
             v2.push_str("/v2/");
             match resolve(&v2, &realm) {
                 Ok(r) => r,
-                Err(e) => return failed(route.upstream, up, Some(e.as_str())),
+                Err(e) => return reply(e.msg(), origin(route.upstream)),
             }
         }
     };
@@ -628,7 +710,7 @@ fn token(req: &Request<'_>, up: Option<&Upstream<'_>>, host: &str, registry: Opt
     let mut params = String::with_capacity(query.len() + 32);
     let mut found = match rewrite_token_params(query, &route, scope_host, &mut params) {
         Ok(f) => f,
-        Err(e) => return reply(400, Code::Unsupported, e.as_str(), ""),
+        Err(e) => return reply(e.msg(), ""),
     };
     if !params.is_empty() {
         url.put(if crate::has(&url, b'?') { b'&' } else { b'?' });
@@ -642,7 +724,7 @@ fn token(req: &Request<'_>, up: Option<&Upstream<'_>>, host: &str, registry: Opt
                 found.kept += f.kept;
                 found.denied = found.denied.or(f.denied);
             }
-            Err(e) => return reply(400, Code::Unsupported, e.as_str(), ""),
+            Err(e) => return reply(e.msg(), ""),
         }
         if let Some((value, colon)) = &secret {
             if query_param(form, "username").is_none() {
@@ -652,16 +734,13 @@ fn token(req: &Request<'_>, up: Option<&Upstream<'_>>, host: &str, registry: Opt
         body = Some(rewritten);
     }
     if let (0, Some(name)) = (found.kept, &found.denied) {
-        return reply(403, Code::Denied, QueryError::Denied.as_str(), name);
+        return reply(Msg::Denied, name);
     }
     Action::Fetch(Fetch {
         method: if body.is_some() { "POST" } else { "GET" },
         url,
-        client_headers: true,
         authorization: secret.filter(|_| body.is_none()).map(|(v, _)| crate::secret::basic(&v)),
         form: body,
-        follow: true,
-        resume: RESUME_429,
-        phase: Phase::Token,
+        ..Fetch::new(Phase::Token)
     })
 }

@@ -105,11 +105,11 @@ impl Host {
 const LIBRARY: u8 = 1;
 const FOLLOW: u8 = 2;
 
-/// One route as the generated table stores it: ten references into the
-/// table (31 bytes with the flags). [`Record::route`] reads it out.
+/// One route as the generated table stores it: eleven references into the
+/// table (34 bytes with the flags). [`Record::route`] reads it out.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Record {
-    fields: [Str; 10],
+    fields: [Str; 11],
     flags: u8,
 }
 
@@ -127,9 +127,10 @@ impl Record {
         repository: Str,
         credentials: Str,
         allow: Str,
+        fallback: Str,
         flags: u8,
     ) -> Record {
-        Record { fields: [name, hosts, prefix, registry, upstream, realm, service, repository, credentials, allow], flags }
+        Record { fields: [name, hosts, prefix, registry, upstream, realm, service, repository, credentials, allow, fallback], flags }
     }
 
     fn str(&self, i: usize) -> Str {
@@ -161,6 +162,7 @@ impl Record {
             repository: self.opt(7),
             credentials: self.opt(8),
             allow: self.str(9).of(ALLOW),
+            fallback: self.str(10).of(FALLBACK),
             library: self.flags & LIBRARY != 0,
             follow_redirects: self.flags & FOLLOW != 0,
         }
@@ -193,6 +195,9 @@ pub struct Route {
     /// Repository patterns served (each read with [`Str::get`]); empty
     /// means all.
     pub allow: &'static [Str],
+    /// Positions in the table of the routes to try, in order, when this
+    /// route's upstream throttles or fails a manifest or blob request.
+    pub fallback: &'static [u8],
     /// Docker Hub rule: single-component names get `library/`.
     pub library: bool,
     pub follow_redirects: bool,
@@ -211,10 +216,14 @@ pub fn get(i: usize) -> Option<Route> {
     TABLE.get(i).map(|r| r.route(i))
 }
 
-/// The route a registry name (`?ns=`, `/token/<registry>`) names.
+/// The route a registry name (`?ns=`, `/token/<registry>`) names. A route
+/// without hosts that is not the default exists only as another route's
+/// fallback: no request selects it.
 pub fn by_registry(name: &str) -> Option<usize> {
     let name = name.strip_suffix(".").unwrap_or(name);
-    TABLE.iter().position(|r| r.str(3).is(name.as_bytes()))
+    let i = TABLE.iter().position(|r| r.str(3).is(name.as_bytes()))?;
+    let serves = |r: &Record| r.str(1).len() != 0 || DEFAULT_ROUTE == Some(i);
+    (!USES_FALLBACK || TABLE.get(i).is_some_and(serves)).then_some(i)
 }
 
 /// The route for names without a prefix on `host` (port already removed, a

@@ -40,13 +40,19 @@ pub enum QueryError {
 }
 
 impl QueryError {
-    pub fn as_str(self) -> &'static str {
+    /// The client's answer (`crate::messages`).
+    pub fn msg(self) -> crate::messages::Msg {
+        use crate::messages::Msg;
         match self {
-            QueryError::BadEscape => "the token request's scope parameter is not valid percent-encoded ASCII",
-            QueryError::TooManyScopes => "the token request has more than 64 scope parameters",
-            QueryError::Mixed => "the token request asks for repositories of different upstream registries; ask for each separately",
-            QueryError::Denied => "this mirror does not serve the repository",
+            QueryError::BadEscape => Msg::ScopeEscape,
+            QueryError::TooManyScopes => Msg::ScopeTooMany,
+            QueryError::Mixed => Msg::ScopeMixed,
+            QueryError::Denied => Msg::Denied,
         }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        self.msg().text()
     }
 }
 

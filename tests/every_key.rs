@@ -147,7 +147,7 @@ fn passed_redirects_point_back_at_the_mirror_when_they_stay_on_the_upstream() {
     ];
     for (loc, want) in cases {
         match step(&r, Some(&up(Phase::Api, 307, "", loc))) {
-            Action::Relay { location: Some(l), challenges: None, body: None } => assert_eq!(l, want, "{loc}"),
+            Action::Relay { location: Some(l), challenges: None, body: None, source: None, held: false } => assert_eq!(l, want, "{loc}"),
             other => panic!("{loc}: {other:?}"),
         }
     }

@@ -56,7 +56,7 @@ fn upstream(phase: Phase, status: u16, www_authenticate: &'static str, location:
 
 fn relayed_challenge(a: Action) -> String {
     match a {
-        Action::Relay { challenges: Some(c), location: None, body: None } => c,
+        Action::Relay { challenges: Some(c), location: None, body: None, source: None, held: false } => c,
         other => panic!("expected a relayed challenge, got {other:?}"),
     }
 }
@@ -181,7 +181,7 @@ fn upstream_429_says_which_limit_and_keeps_the_upstreams_body() {
     let url = "https://docker.mirror.example.com/v2/busybox/manifests/latest";
     let pull = "%7B%22errors%22%3A%5B%7B%22code%22%3A%22TOOMANYREQUESTS%22%2C%22message%22%3A%22You%20have%20reached%20your%20unauthenticated%20pull%20rate%20limit.%22%7D%5D%7D";
     let up = Upstream { body: pull, ..upstream(Phase::Api, 429, "", "") };
-    let Action::Relay { body: Some(body), challenges: None, location: None } = step(&request("GET", url), Some(&up)) else { panic!() };
+    let Action::Relay { body: Some(body), challenges: None, location: None, source: None, held: false } = step(&request("GET", url), Some(&up)) else { panic!() };
     assert!(body.starts_with("{\"errors\":[{\"code\":\"TOOMANYREQUESTS\",\"message\":\"the registry's pull rate limit for this mirror"), "{body}");
     assert!(body.contains("a credentials secret, of a paid account, lifts it"), "{body}");
     assert!(body.ends_with("{\"code\":\"TOOMANYREQUESTS\",\"message\":\"You have reached your unauthenticated pull rate limit.\"}]}"), "{body}");

@@ -49,6 +49,7 @@ insecure = true
             repository: None,
             credentials: None,
             allow: vec![],
+            fallback: vec![],
         }
     );
     assert_eq!(routes[1].hosts, vec!["local.test".to_string(), "lit.test".to_string()]);
@@ -118,7 +119,7 @@ fn errors_name_the_line_and_the_fix() {
         (
             "[routes.a]\nhosts = [\"a.test\"]\nupstrem = \"https://x\"\n",
             3,
-            "unknown key \"upstrem\" in [routes.a]; the keys are hosts, upstream, realm, service, library, redirects, default, insecure, prefix, registry, repository, credentials, allow",
+            "unknown key \"upstrem\" in [routes.a]; the keys are hosts, upstream, realm, service, library, redirects, default, insecure, prefix, registry, repository, credentials, allow, fallback",
         ),
         ("# c\n\n[routes.a]\nhosts = [\"a.test\"]\n", 3, "route \"a\" has no upstream; add upstream = \"https://registry.example.com\""),
         (
@@ -164,7 +165,7 @@ fn errors_name_the_line_and_the_fix() {
             8,
             "route \"b\" is marked default but route \"a\" (line 4) already is; at most one route may be the default",
         ),
-        ("[routes.a]\nupstream = \"https://x\"\n", 1, "route \"a\" has no hosts; add hosts = [\"NAME.mirror.example.com\"] (or default = true)"),
+        ("[routes.a]\nupstream = \"https://x\"\n", 1, "route \"a\" has no hosts; add hosts = [\"NAME.mirror.example.com\"] (or default = true, or name its registry \"x\" in another route's fallback)"),
         ("[routes.a]\nhosts = [\"a.test\"]\nupstream = \"https://x\"\n[routes.a]\n", 4, "route \"a\" is declared twice (first on line 1); give each route its own name"),
         ("[routes.a]\nhosts = [\"a.test\"]\nhosts = [\"b.test\"]\n", 3, "key \"hosts\" is set twice in [routes.a] (first on line 2)"),
         ("[mirrors.a]\n", 1, "unknown table [mirrors.a]; routes are declared as [routes.NAME]"),
@@ -190,8 +191,8 @@ fn errors_name_the_line_and_the_fix() {
         ("[routes.a]\nhosts = [\"a.test\"]\nrealm = 1.5\n", 3, "realm must be a string, found a float"),
         ("[routes.a]\nhosts = [\"a.test\"]\nlibrary = 1\n", 3, "library must be true or false, found an integer"),
         ("[routes.a]\nhosts = [\"a.test\"]\ndefault = 1979-05-27\n", 3, "default must be true or false, found a date-time"),
-        ("[routes.a]\nx = { a = 1 }\n", 2, "unknown key \"x\" in [routes.a]; the keys are hosts, upstream, realm, service, library, redirects, default, insecure, prefix, registry, repository, credentials, allow"),
-        ("[routes.a]\nhosts = [\"a.test\"]\n[routes.a.port]\nx = 1\n", 3, "unknown key \"port\" in [routes.a]; the keys are hosts, upstream, realm, service, library, redirects, default, insecure, prefix, registry, repository, credentials, allow"),
+        ("[routes.a]\nx = { a = 1 }\n", 2, "unknown key \"x\" in [routes.a]; the keys are hosts, upstream, realm, service, library, redirects, default, insecure, prefix, registry, repository, credentials, allow, fallback"),
+        ("[routes.a]\nhosts = [\"a.test\"]\n[routes.a.port]\nx = 1\n", 3, "unknown key \"port\" in [routes.a]; the keys are hosts, upstream, realm, service, library, redirects, default, insecure, prefix, registry, repository, credentials, allow, fallback"),
         ("domain = 5\n", 1, "domain must be a string, found an integer"),
         ("routes = 5\n", 1, "routes must hold [routes.NAME] sections, found an integer; write [routes.NAME] and the route's keys under it"),
         ("[routes]\na = \"https://x\"\n", 2, "route \"a\" must be a [routes.a] section with hosts and upstream, found a string"),
@@ -355,7 +356,7 @@ fn renders_a_generated_table_with_line_comments() {
     assert!(out.contains("), range(0, 1), NONE, s(8, 1)") && out.contains("), range(1, 1), s(48, 4)"), "{out}");
     assert!(out.contains("    Host { name: s(36, 6), domain: false }, // a.test\n"), "{out}");
     assert!(out.contains("static ALLOW: &[Str] = &[\n    s(20, 9), // library/*\n];"), "{out}");
-    assert!(out.contains(", LIBRARY | FOLLOW),\n") && out.contains(", range(1, 0), 0),\n"), "{out}");
+    assert!(out.contains(", LIBRARY | FOLLOW),\n") && out.contains(", range(1, 0), range(0, 0), 0),\n"), "{out}");
     assert!(out.contains("pub const DEFAULT_ROUTE: Option<usize> = Some(1);"));
     for line in ["pub const PAGE: bool = true;", "pub const LOG: bool = true;", "pub const LOG_CLIENT: bool = false;", "pub const USES_PREFIX: bool = true;", "pub const USES_REPOSITORY: bool = false;", "pub const USES_CREDENTIALS: bool = true;", "pub const USES_ALLOW: bool = true;"] {
         assert!(out.contains(line), "{line}");

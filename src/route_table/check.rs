@@ -21,8 +21,12 @@ pub(crate) fn table(top: Top, raw: Vec<RawRoute>) -> Result<Table, TableError> {
     let mut host_owner: BTreeMap<(String, Option<String>), (String, usize)> = BTreeMap::new();
     let mut registry_owner: BTreeMap<String, (String, usize)> = BTreeMap::new();
     let mut default_owner: Option<(String, usize)> = None;
+    // Each route's fallbacks with their lines, checked once every registry
+    // name is known (a fallback may be declared after the route naming it).
+    let mut fallbacks: Vec<Vec<(String, usize)>> = Vec::new();
     for r in raw {
         let spec = validate(&r, domain.as_ref())?;
+        fallbacks.push(r.section.list("fallback").to_vec());
         let lines = r.section.list("hosts");
         for (i, h) in spec.hosts.iter().enumerate() {
             let line = lines.get(i).map_or(r.line, |item| item.1);
@@ -74,6 +78,7 @@ pub(crate) fn table(top: Top, raw: Vec<RawRoute>) -> Result<Table, TableError> {
     if routes.is_empty() {
         return err(1, "the table declares no routes; add a [routes.NAME] section with hosts and upstream");
     }
+    check_fallbacks(&routes, &fallbacks)?;
     let text: usize = routes
         .iter()
         .map(|r| {
@@ -94,6 +99,63 @@ pub(crate) fn table(top: Top, raw: Vec<RawRoute>) -> Result<Table, TableError> {
         return err(top.log_client_line, "log_client = true adds the client's address to the request log, which is off; set log = true too");
     }
     Ok(Table { routes, domain: domain.map(|(d, _)| d), page: top.page, log: top.log, log_client: top.log_client })
+}
+
+/// Most fallbacks a route may name: each one tried costs up to three
+/// subrequests (the fallback, a token, the retry).
+const MAX_FALLBACKS: usize = 8;
+
+/// Every route's `fallback` list names other routes of the table, each once;
+/// a route without hosts (and not the default) is reachable only as a
+/// fallback, so some route must name it.
+fn check_fallbacks(routes: &[RouteSpec], fallbacks: &[Vec<(String, usize)>]) -> Result<(), TableError> {
+    for (r, list) in routes.iter().zip(fallbacks) {
+        for (i, (name, line)) in list.iter().enumerate() {
+            if list[..i].iter().any(|(n, _)| n == name) {
+                return err(*line, format!("fallback \"{}\" is listed twice in route \"{}\"; remove one", name, r.name));
+            }
+            if *name == r.registry {
+                return err(
+                    *line,
+                    format!("fallback \"{}\" is route \"{}\"'s own registry; a route cannot fall back to itself, name another route's registry", name, r.name),
+                );
+            }
+            let Some(at) = routes.iter().position(|o| o.registry == *name) else {
+                let known: Vec<&str> = routes.iter().filter(|o| o.name != r.name).map(|o| o.registry.as_str()).collect();
+                return err(
+                    *line,
+                    format!(
+                        "fallback \"{}\" names no route of this table; name another route by its registry ({}), or add a [routes.NAME] with registry = \"{}\"",
+                        name,
+                        known.join(", "),
+                        name
+                    ),
+                );
+            };
+            if at > usize::from(u8::MAX) {
+                return err(*line, format!("fallback \"{}\" is route number {}; a route named as a fallback must be among the table's first 256 routes, move it up", name, at + 1));
+            }
+        }
+        if list.len() > MAX_FALLBACKS {
+            let line = list.get(MAX_FALLBACKS).map_or(r.line, |item| item.1);
+            return err(
+                line,
+                format!("route \"{}\" names {} fallbacks; at most {} (each one tried costs up to three subrequests)", r.name, list.len(), MAX_FALLBACKS),
+            );
+        }
+    }
+    for r in routes.iter().filter(|r| r.hosts.is_empty() && !r.default) {
+        if !routes.iter().any(|o| o.fallback.contains(&r.registry)) {
+            return err(
+                r.line,
+                format!(
+                    "route \"{}\" has no hosts; add hosts = [\"NAME.mirror.example.com\"] (or default = true, or name its registry \"{}\" in another route's fallback)",
+                    r.name, r.registry
+                ),
+            );
+        }
+    }
+    Ok(())
 }
 
 /// Repository path components: `a/b`, each one lower-case letters and digits
@@ -220,13 +282,13 @@ fn validate(r: &RawRoute, domain: Option<&(String, usize)>) -> Result<RouteSpec,
         Some((v, line)) => Some(origin(v, line, "realm", insecure, true)?),
         None => None,
     };
-    if hosts.is_empty() && !default {
-        return err(
-            r.line,
-            format!("route \"{}\" has no hosts; add hosts = [\"NAME.mirror.example.com\"] (or default = true)", r.name),
-        );
-    }
     let prefix = match s.str("prefix") {
+        Some((_, line)) if hosts.is_empty() => {
+            return err(
+                line,
+                format!("route \"{}\" has a prefix but no hosts, so no request can select it by prefix; add hosts, or remove the prefix", r.name),
+            )
+        }
         Some((v, line)) => Some(path_key("prefix", v, line, "ghcr.io")?),
         None => None,
     };
@@ -283,6 +345,7 @@ fn validate(r: &RawRoute, domain: Option<&(String, usize)>) -> Result<RouteSpec,
         repository,
         credentials,
         allow,
+        fallback: s.list("fallback").iter().map(|(f, _)| f.clone()).collect(),
     })
 }
 

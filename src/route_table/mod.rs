@@ -57,6 +57,9 @@ pub struct RouteSpec {
     pub credentials: Option<String>,
     /// Repository patterns served (empty: all).
     pub allow: Vec<String>,
+    /// Other routes (by registry name) to try, in order, when this route's
+    /// upstream throttles or fails a manifest or blob request.
+    pub fallback: Vec<String>,
 }
 
 /// A whole table: its routes and the settings above them.

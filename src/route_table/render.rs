@@ -6,7 +6,8 @@
 //! string that already occurs in it, such as a registry name inside its
 //! upstream URL or an upstream inside its realm, is stored as that occurrence.
 //! A route is a fixed record of 3-byte references into the pool (offset and
-//! length), its hosts and allow patterns are ranges of further tables, and
+//! length), its hosts, allow patterns and fallbacks (route positions) are
+//! ranges of further tables, and
 //! its flags are bits. A host under the table's domain is stored as its label
 //! and a bit (`quay.{domain}` is `quay` and the domain, which is stored once).
 //! Route names are stored only when the table logs (they appear in nothing
@@ -67,7 +68,7 @@ fn host_parts<'a>(host: &'a str, domain: Option<&str>) -> (&'a str, bool) {
 }
 
 /// Writes the Rust source of the compiled table: `POOL`, `DOMAIN`, `HOSTS`,
-/// `ALLOW`, `TABLE`, `DEFAULT_ROUTE`, the table-wide settings, and
+/// `ALLOW`, `FALLBACK`, `TABLE`, `DEFAULT_ROUTE`, the table-wide settings, and
 /// `USES_*`, which say whether any route sets a key.
 pub fn render(table: &Table, file: &str) -> String {
     let routes = &table.routes;
@@ -93,9 +94,9 @@ pub fn render(table: &Table, file: &str) -> String {
     out.push_str(". Do not edit; edit the table and rebuild.\n\n");
     out.push_str(&format!("static POOL: &str = {:?};\n\n", pool.text));
     out.push_str(&format!("const DOMAIN: Str = {};\n\n", pool.str(domain.unwrap_or(""))));
-    let (mut hosts, mut allow) = (Vec::new(), Vec::new());
+    let (mut hosts, mut allow, mut fallback) = (Vec::new(), Vec::new(), Vec::new());
     out.push_str("static TABLE: &[Record] = &[\n");
-    out.push_str("    // Record::new(name, hosts, prefix, registry, upstream, realm, service, repository, credentials, allow, flags)\n");
+    out.push_str("    // Record::new(name, hosts, prefix, registry, upstream, realm, service, repository, credentials, allow, fallback, flags)\n");
     for r in routes {
         let host_range = format!("range({}, {})", hosts.len(), r.hosts.len());
         for h in &r.hosts {
@@ -105,6 +106,12 @@ pub fn render(table: &Table, file: &str) -> String {
         let allow_range = format!("range({}, {})", allow.len(), r.allow.len());
         for p in &r.allow {
             allow.push(format!("    {}, // {}\n", pool.str(p), p));
+        }
+        let fallback_range = format!("range({}, {})", fallback.len(), r.fallback.len());
+        for name in &r.fallback {
+            // check.rs made sure each names a route among the first 256.
+            let at = routes.iter().position(|o| &o.registry == name).expect("fallbacks are checked");
+            fallback.push(format!("    {}, // {}\n", at, name));
         }
         let mut flags = Vec::new();
         if r.library {
@@ -118,7 +125,7 @@ pub fn render(table: &Table, file: &str) -> String {
         }
         out.push_str(&format!("    // {}:{}: [routes.{}] upstream {}\n", file, r.line, r.name, r.upstream));
         out.push_str(&format!(
-            "    Record::new({}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}),\n",
+            "    Record::new({}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}),\n",
             pool.str(if table.log { &r.name } else { "" }),
             host_range,
             pool.opt(&r.prefix),
@@ -129,6 +136,7 @@ pub fn render(table: &Table, file: &str) -> String {
             pool.opt(&r.repository),
             pool.opt(&r.credentials),
             allow_range,
+            fallback_range,
             flags.join(" | "),
         ));
     }
@@ -138,6 +146,9 @@ pub fn render(table: &Table, file: &str) -> String {
     out.push_str("];\n\n");
     out.push_str("static ALLOW: &[Str] = &[\n");
     out.push_str(&allow.concat());
+    out.push_str("];\n\n");
+    out.push_str("static FALLBACK: &[u8] = &[\n");
+    out.push_str(&fallback.concat());
     out.push_str("];\n\n");
     let default = routes.iter().position(|r| r.default);
     out.push_str(&format!(
@@ -151,5 +162,6 @@ pub fn render(table: &Table, file: &str) -> String {
     out.push_str(&format!("pub const USES_REPOSITORY: bool = {};\n", routes.iter().any(|r| r.repository.is_some())));
     out.push_str(&format!("pub const USES_CREDENTIALS: bool = {};\n", routes.iter().any(|r| r.credentials.is_some())));
     out.push_str(&format!("pub const USES_ALLOW: bool = {};\n", routes.iter().any(|r| !r.allow.is_empty())));
+    out.push_str(&format!("pub const USES_FALLBACK: bool = {};\n", routes.iter().any(|r| !r.fallback.is_empty())));
     out
 }

@@ -1,0 +1,140 @@
+//! Every error the mirror answers with itself: its status, its OCI code and
+//! its message, in one table.
+//!
+//! The planner decides which message a request gets ([`Msg`], one byte)
+//! and what it names (a host, a repository); it never writes the text.
+//! `build.rs` turns this table into `messages.js`, which the entry
+//! (`src/edge.js`) carries and writes the OCI error body from:
+//! `{"errors":[{"code":"CODE","message":"TEXT: SUBJECT","detail":null}]}`,
+//! followed by the upstream's own errors when it relays an upstream's
+//! answer. So the texts cost no bytes of the wasm, which never reads them
+//! (native builds do: the tests and [`crate::oci::error_body`]).
+//!
+//! Codes are the distribution spec's, plus `UNAVAILABLE` (distribution's own
+//! code for an upstream that cannot be reached). A message says what is wrong
+//! and, where the client or the operator can do something, what.
+
+/// OCI error codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Code {
+    NameInvalid,
+    NameUnknown,
+    DigestInvalid,
+    TagInvalid,
+    Unsupported,
+    Unauthorized,
+    Denied,
+    Unavailable,
+    TooManyRequests,
+}
+
+impl Code {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Code::NameInvalid => "NAME_INVALID",
+            Code::NameUnknown => "NAME_UNKNOWN",
+            Code::DigestInvalid => "DIGEST_INVALID",
+            Code::TagInvalid => "TAG_INVALID",
+            Code::Unsupported => "UNSUPPORTED",
+            Code::Unauthorized => "UNAUTHORIZED",
+            Code::Denied => "DENIED",
+            Code::Unavailable => "UNAVAILABLE",
+            Code::TooManyRequests => "TOOMANYREQUESTS",
+        }
+    }
+}
+
+macro_rules! messages {
+    ($($(#[$doc:meta])* $name:ident = $status:literal $code:ident $text:literal,)*) => {
+        /// A message of the table, by number (its position).
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        #[repr(u8)]
+        pub enum Msg {
+            $($(#[$doc])* $name,)*
+        }
+
+        /// Every message, in [`Msg`] order: status, code, text.
+        pub const MESSAGES: &[(u16, Code, &str)] = &[$(($status, Code::$code, $text),)*];
+    };
+}
+
+messages! {
+    UrlTooLong = 414 Unsupported "the request URL is longer than 8192 bytes",
+    UrlBytes = 400 Unsupported "the request URL has spaces, control characters or raw non-ASCII bytes",
+    UrlNotAbsolute = 400 Unsupported "the request URL is not absolute",
+    Scheme = 400 Unsupported "the mirror serves http and https only",
+    HostEmpty = 400 NameInvalid "the request has no Host",
+    HostTooLong = 400 NameInvalid "the Host name is longer than 253 characters",
+    HostChar = 400 NameInvalid "the Host name has characters a host name cannot have",
+    HostLabel = 400 NameInvalid "the Host name has an empty label (\"..\" or a leading dot)",
+    HostPort = 400 NameInvalid "the Host port is not a number from 1 to 65535",
+    HostLiteral = 400 NameInvalid "the Host IPv6 literal is malformed",
+    PathNotFound = 404 Unsupported "not a registry API path: the mirror serves /v2/<name>/manifests|blobs|tags|referrers/... and /token",
+    NameInvalid = 400 NameInvalid "invalid repository name: lower-case letters and digits, with '.', '_', '__' or '-' inside '/'-separated components",
+    NameTooLong = 400 NameInvalid "invalid repository name: longer than 255 characters",
+    TagInvalid = 400 TagInvalid "invalid tag: tags are 1 to 128 letters, digits, '_', '.' or '-', and do not start with '.' or '-'",
+    DigestInvalid = 400 DigestInvalid "invalid digest: write it as algorithm:hex, for example sha256: followed by 64 lower-case hex digits",
+    NsUnknown = 404 NameUnknown "no route of this mirror serves the registry named by ns",
+    NameNoRoute = 404 NameUnknown "no route of this mirror serves this name on this host",
+    HostNoRoute = 404 NameUnknown "no mirror is configured for this host",
+    TokenRegistry = 404 NameUnknown "no route of this mirror has the registry name in this token request",
+    ReadOnly = 405 Unsupported "this mirror is read-only; push to the upstream registry itself",
+    /// With `Allow: GET, HEAD`.
+    PullOnly = 405 Unsupported "this mirror only pulls: registry API paths take GET and HEAD",
+    /// With `Allow: GET, POST`.
+    TokenMethod = 405 Unsupported "the token endpoint takes GET or an OAuth2 form POST",
+    /// The mirror's own challenge.
+    AuthRequired = 401 Unauthorized "authentication required",
+    Denied = 403 Denied "this mirror does not serve the repository",
+    FormTooLarge = 400 Unsupported "the token form is larger than 16 KiB",
+    SecretUnset = 503 Unavailable "the route's credentials secret is not set or not user:token; set it with wrangler secret put",
+    NoTokenAuth = 404 Unavailable "the upstream registry does not use token authentication",
+    ScopeEscape = 400 Unsupported "the token request's scope parameter is not valid percent-encoded ASCII",
+    ScopeTooMany = 400 Unsupported "the token request has more than 64 scope parameters",
+    ScopeMixed = 400 Unsupported "the token request asks for repositories of different upstream registries; ask for each separately",
+    ChallengeEmpty = 502 Unavailable "the upstream answered 401 without a WWW-Authenticate challenge",
+    ChallengeScheme = 502 Unavailable "the upstream's WWW-Authenticate challenge does not start with an auth scheme",
+    ChallengeParam = 502 Unavailable "the upstream's WWW-Authenticate challenge has a malformed parameter",
+    ChallengeQuote = 502 Unavailable "the upstream's WWW-Authenticate challenge has an unterminated quoted string",
+    ChallengeRealm = 502 Unavailable "the upstream's Bearer challenge names no realm",
+    LocationMissing = 502 Unavailable "the upstream redirected without a Location",
+    LocationScheme = 502 Unavailable "the upstream redirected to a URL that is not http or https",
+    LocationMalformed = 502 Unavailable "the upstream redirected to a malformed Location",
+    TimedOut = 504 Unavailable "the upstream registry did not answer in time",
+    RedirectLoop = 502 Unavailable "the upstream redirected too many times",
+    Unreachable = 502 Unavailable "the upstream registry could not be reached, or redirected to a URL that cannot be fetched",
+    TooLarge = 400 Unsupported "the request, or the upstream's answer to it, is larger than the mirror handles",
+    /// In front of an upstream's 429 (its own status and body follow).
+    PullLimit = 429 TooManyRequests "the registry's pull rate limit for this mirror (its address, or the account in the route's credentials secret) was reached; a credentials secret, of a paid account, lifts it (README)",
+    /// In front of an upstream's 429 that is not its pull limit.
+    AddressLimit = 429 TooManyRequests "the registry is limiting requests from this mirror's address; retry after Retry-After",
+    /// In front of an upstream's 502-504 after its fallbacks had nothing.
+    UpstreamDown = 503 Unavailable "the upstream registry is unavailable",
+}
+
+impl Msg {
+    /// The message of this number, as [`Msg`]'s `as u8` gives it.
+    pub fn from_number(n: usize) -> Option<Msg> {
+        // SAFETY: `Msg` is a fieldless `repr(u8)` enum whose discriminants
+        // are 0 to MESSAGES.len() - 1 in order (the macro writes both from
+        // one list), and `n` is below that.
+        (n < MESSAGES.len()).then(|| unsafe { core::mem::transmute::<u8, Msg>(n as u8) })
+    }
+
+    fn entry(self) -> (u16, Code, &'static str) {
+        MESSAGES.get(self as usize).copied().unwrap_or((500, Code::Unavailable, ""))
+    }
+
+    /// The status of a local answer with this message.
+    pub fn status(self) -> u16 {
+        self.entry().0
+    }
+
+    pub fn code(self) -> Code {
+        self.entry().1
+    }
+
+    pub fn text(self) -> &'static str {
+        self.entry().2
+    }
+}
