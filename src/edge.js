@@ -2,18 +2,21 @@
 //
 // Rust decides, the runtime does the I/O. For each request this module hands
 // the planner the request's facts in one synchronous call and gets one action
-// back (src/wire.rs has the format): answer locally, read the body, fetch, or
-// relay the upstream's response. After a fetch it calls again only when the
-// action asked for the status it got; otherwise the response goes to the
-// client as the runtime gave it, body streaming through, re-wrapped only when
-// it carries a header that must not reach clients. A request the planner
-// answers locally is answered without a promise. Actions for inputs that
-// repeat are remembered (the memo below), so a repeated request skips the
-// wasm call; the planner is pure, so that changes no answer. Nothing here looks at a
-// path, a host, a scope or a challenge; it holds data only: the request
-// headers passed upstream, the response headers dropped, and the table of
-// error messages (generated from src/messages.rs), from which it writes the
-// OCI error bodies the planner names by number.
+// back, as bytes in the wasm's I/O buffer (src/wire.rs has the layout):
+// answer locally, read the body or a secret, fetch, or relay the upstream's
+// response. Numbers are read as bytes; only the fields handed to the runtime
+// become strings. After a fetch it calls again only when the action asked
+// for the status it got; otherwise the response goes to the client as the
+// runtime gave it, body streaming through, re-wrapped only when it carries a
+// header that must not reach clients (or the planner names the fallback
+// that answered). A request the planner answers locally is answered without
+// a promise. Actions for inputs that repeat are remembered (the memo
+// below), so a repeated request skips the wasm call; the planner is pure,
+// so that changes no answer. Nothing here looks at a path, a host, a scope
+// or a challenge; it holds data only: the request headers passed upstream,
+// the response headers dropped, and the table of error messages (generated
+// from src/messages.rs), from which it writes the OCI error bodies the
+// planner names by number.
 import module from "./index_bg.wasm";
 import { initSync, step, io, client_address, logs, __wbg_reset_state } from "glue";
 import PAGE from "page";
@@ -31,24 +34,23 @@ const DROPPED = ["set-cookie", "proxy-authenticate"];
 // How long an upstream may take to send response headers.
 const TIMEOUT_MS = 20000;
 const CAP = 65536;
-// The planner is a pure function of its input text: the same request facts
-// (and upstream answer) always give the same action. So actions of inputs
-// that repeat are kept and reused, and a repeated request (every pull's /v2/
+// The planner is a pure function of its input: the same request facts (and
+// upstream answer) always give the same action. So actions of inputs that
+// repeat are kept and reused, and a repeated request (every pull's /v2/
 // ping, a popular tag, a layer many clients fetch, the upstream's challenge
-// for it) costs a lookup instead of a call into wasm and a copy out.
+// for it) costs a lookup instead of a call into wasm.
 // A request seen once must cost nothing more than without the memo, and most
 // are seen once: so an input is kept only the second time it comes. The
-// entry hashes each input while it copies it into wasm memory; SEEN
+// entry hashes each input while it writes it into wasm memory; SEEN
 // remembers the hashes of recent inputs (a fixed array of numbers: nothing
 // to allocate, nothing for the garbage collector to keep alive), and only an
-// input whose hash is already there is looked up in the memo (a Map lookup
-// hashes the whole string and adds it to V8's string table) or goes into it.
-// Only inputs without secrets or bodies are kept (no credential and no
-// password stays in the memo), each input and action at most MEMO_KEY
-// characters, MEMO_BYTES characters in all (one byte each: the planner's
-// text is ASCII); the memo is emptied when full. MEMO is false only in
-// builds that must run the planner on every request (the soak's, which
-// samples linear memory; scripts/build-worker.sh, EDGE_MEMO=0).
+// input whose hash is already there gets a key (a string of its parts) to
+// look up in the memo (a Map) or to go into it. Only inputs without secrets
+// or bodies are kept (no credential and no password stays in the memo),
+// each key and action at most MEMO_KEY bytes, MEMO_BYTES in all; the memo is
+// emptied when full. MEMO is false only in builds that must run the planner
+// on every request (the soak's, which samples linear memory;
+// scripts/build-worker.sh, EDGE_MEMO=0).
 const SEEN_SLOTS = 4096;
 const SEEN = new Int32Array(SEEN_SLOTS);
 const memo = new Map();
@@ -66,43 +68,92 @@ const LOGS = logs();
 const CLIENT = client_address();
 let view = new Uint8Array(wasm.memory.buffer, at, CAP);
 
-// One synchronous step: input text in, action text out, through the buffer
-// (or from the memo when `keep` says the input may be kept).
-function call(input, keep) {
+// The last action: its bytes (the I/O buffer, or the memo's copy), read
+// synchronously right after the call that made it, before anything else
+// can run. OFF holds where its fields start (each 2 bytes after the
+// previous one ends).
+let act = view;
+const OFF = new Int32Array(8);
+let hash = 0;
+
+// Writes `s` at `i` of the buffer, hashing it: ASCII (nearly every field)
+// byte by byte, without an API call; anything else through the encoder.
+// Returns where it ends (past CAP when it does not fit).
+function put(s, i) {
+  const n = s.length;
+  if (i + n <= CAP) {
+    let j = 0;
+    for (; j < n; j++) {
+      const c = s.charCodeAt(j);
+      if (c > 127) break;
+      view[i + j] = c;
+      hash = Math.imul(hash ^ c, 16777619);
+    }
+    if (j === n) return i + n;
+    for (; j < n; j++) hash = Math.imul(hash ^ s.charCodeAt(j), 16777619);
+  }
+  const { read, written } = enc.encodeInto(s, view.subarray(i, CAP));
+  return read < n ? CAP + 1 : i + written;
+}
+
+// Writes field `s` at `i` and its length at `k`; returns where it ends
+// (past CAP, and every later field with it, when it does not fit).
+function field(s, i, k) {
+  if (i > CAP) return i;
+  const e = s === "" ? i : put(s, i);
+  const n = e - i;
+  view[k] = n;
+  view[k + 1] = n >> 8;
+  hash = Math.imul(hash ^ n, 16777619);
+  return e;
+}
+
+// One synchronous step: the request's facts (and the upstream's answer to
+// the last fetch) in, the action out (in `act`, its fields' offsets in
+// OFF); from the memo when `keep` says the input may be kept. The fields
+// after `status` are strings ("" when empty); FLAGS already says whether
+// secret and body are there.
+function call(flags, method, url, phase, status, trail, challenge, third, secret, upstream, body, keep) {
   // Constants inside the functions that use them: esbuild inlines those,
   // not a bundle's top-level ones.
   const MEMO_KEY = 2048;
   const MEMO_BYTES = 256 * 1024;
-  keep = MEMO && keep && input.length <= MEMO_KEY;
+  const IN_HEADER = 20;
   if (view.length === 0) view = new Uint8Array(wasm.memory.buffer, at, CAP);
-  // The input into wasm memory: ASCII (nearly every input) byte by byte,
-  // without an API call, hashing it on the way (FNV-1a, for the memo);
-  // anything else through the encoder.
-  const len = input.length;
-  let i = 0, hash = -2128831035, n = len;
-  if (len <= CAP) {
-    for (; i < len; i++) {
-      const c = input.charCodeAt(i);
-      if (c > 127) break;
-      view[i] = c;
-      hash = Math.imul(hash ^ c, 16777619);
+  keep = MEMO && keep;
+  hash = Math.imul(-2128831035 ^ (flags | method << 8 | phase << 16), 16777619);
+  hash = Math.imul(hash ^ status, 16777619);
+  view[0] = flags;
+  view[1] = method;
+  view[2] = phase;
+  view[4] = status;
+  view[5] = status >> 8;
+  let i = field(url, IN_HEADER, 6);
+  i = field(trail, i, 8);
+  i = field(challenge, i, 10);
+  i = field(third, i, 12);
+  i = field(secret, i, 14);
+  i = field(upstream, i, 16);
+  i = field(body, i, 18);
+  let key;
+  if (keep && i <= MEMO_KEY) {
+    // Only an input seen before can be in the memo: a first-seen one costs
+    // one array read here, and builds no key.
+    const slot = hash & (SEEN_SLOTS - 1);
+    if (SEEN[slot] !== hash) {
+      SEEN[slot] = hash;
+    } else {
+      key = flags + "," + method + "," + phase + "," + status + "," + url + "\n" + trail + "\n" + challenge + "\n" + third;
+      const kept = memo.get(key);
+      if (kept !== undefined) {
+        act = kept;
+        return fields(kept.length);
+      }
     }
   }
-  if (i < len) {
-    if (keep) for (let j = i; j < len; j++) hash = Math.imul(hash ^ input.charCodeAt(j), 16777619);
-    const { read, written } = enc.encodeInto(input, view);
-    n = read < len ? CAP + 1 : written;
-  }
-  // Only an input seen before can be in the memo: a first-seen one costs
-  // one array read here, and no string is hashed into a Map.
-  const slot = hash & (SEEN_SLOTS - 1);
-  const seen = keep && SEEN[slot] === hash;
-  if (seen) {
-    const out = memo.get(input);
-    if (out !== undefined) return out;
-  }
+  let n;
   try {
-    n = step(n);
+    n = step(i);
   } catch (e) {
     // A trap leaves nothing in flight (each call is complete in itself):
     // start a fresh instance for the next request.
@@ -113,21 +164,35 @@ function call(input, keep) {
     throw e;
   }
   if (view.length === 0) view = new Uint8Array(wasm.memory.buffer, at, CAP);
-  const out = dec.decode(view.subarray(0, n));
-  if (keep && out.length <= MEMO_KEY) {
-    if (!seen) {
-      SEEN[slot] = hash;
-    } else {
-      const size = input.length + out.length;
-      if (memoBytes + size > MEMO_BYTES) {
-        memo.clear();
-        memoBytes = 0;
-      }
-      memo.set(input, out);
-      memoBytes += size;
+  act = view;
+  if (key !== undefined && n <= MEMO_KEY) {
+    const size = key.length + n;
+    if (memoBytes + size > MEMO_BYTES) {
+      memo.clear();
+      memoBytes = 0;
     }
+    memo.set(key, view.slice(0, n));
+    memoBytes += size;
   }
-  return out;
+  return fields(n);
+}
+
+// Finds where the action's fields start (OFF), and returns its first byte.
+function fields(n) {
+  const b = act;
+  let i = 4, k = 0;
+  while (i < n && k < 7) {
+    OFF[k++] = i + 2;
+    i += 2 + (b[i] | b[i + 1] << 8);
+  }
+  OFF[k] = i + 2;
+  return b[0];
+}
+
+// Field `k` of the action as a string.
+function text(k) {
+  const s = OFF[k], e = OFF[k + 1] - 2;
+  return e > s ? dec.decode(act.subarray(s, e)) : "";
 }
 
 // The client's allow-listed headers.
@@ -184,11 +249,12 @@ function oci(m, subject, theirs) {
 }
 
 // The upstream's response for the client. `location`, `error` (the
-// mirror's error, "MSG SUBJECT", in front of the upstream's errors from
-// `theirs`, its body as read) and `challenges` (one per line) replace the
-// upstream's when given; `source` names the fallback that answered.
-function relay(r, location, error, source, challenges, theirs) {
-  let dirty = location !== "" || error !== "" || source !== "" || challenges !== undefined;
+// mirror's message number, 255 for none, with `subject`, in front of the
+// upstream's errors from `theirs`, its body as read) and `challenges` (one
+// per line) replace the upstream's when given; `source` names the fallback
+// that answered.
+function relay(r, location, error, subject, source, challenges, theirs) {
+  let dirty = location !== "" || error !== 255 || source !== "" || challenges !== "";
   if (!dirty) {
     for (const name of DROPPED) {
       if (r.headers.has(name)) {
@@ -198,8 +264,7 @@ function relay(r, location, error, source, challenges, theirs) {
     }
     if (!dirty) return r;
   }
-  const i = error.indexOf(" ");
-  const json = error !== "" ? oci(+error.slice(0, i), error.slice(i + 1), theirs) : "";
+  const json = error !== 255 ? oci(error, subject, theirs) : "";
   const out = new Response(json !== "" ? json : r.body, r);
   const h = out.headers;
   for (const name of DROPPED) h.delete(name);
@@ -210,18 +275,13 @@ function relay(r, location, error, source, challenges, theirs) {
   }
   if (location !== "") h.set("location", location);
   if (source !== "") h.set("x-mirror-source", source);
-  if (challenges !== undefined) {
+  if (challenges !== "") {
     // The first replaces the upstream's; any others follow it.
-    for (let i = 0; i < challenges.length; i++) h[i ? "append" : "set"]("www-authenticate", challenges[i]);
+    const list = challenges.split("\n");
+    for (let i = 0; i < list.length; i++) h[i ? "append" : "set"]("www-authenticate", list[i]);
     h.set("docker-distribution-api-version", "registry/2.0");
   }
   return out;
-}
-
-// A secret for the wire: "=" and the value, or "-" when it is not set.
-function secret(env, name) {
-  const v = env[name];
-  return typeof v === "string" ? "=" + encodeURIComponent(v) : "-";
 }
 
 // One JSON line for the Workers log: what the planner said the request was
@@ -239,7 +299,7 @@ function log(about, status, upStatus, redirected, ms, h) {
 }
 
 // At most `max` characters of an upstream body (a 429's, or a token
-// answer), for the planner (percent-encoded) and for the error body.
+// answer), for the planner and for the error body.
 async function upstreamBody(r, max) {
   const text = await r.text();
   return text.length > max ? text.slice(0, max) : text;
@@ -248,24 +308,23 @@ async function upstreamBody(r, max) {
 // A local answer (the planner's A or P action) as a Response; undefined for
 // any other action. The log line, when the table logs, with the last
 // upstream exchange (`upStatus` -1: none).
-function answer(a, h, upStatus, redirected, ms) {
-  // The actions (src/wire.rs): the first character of the planner's answer.
+function answer(op, h, upStatus, redirected, ms) {
+  // The actions (src/wire.rs): the first byte of the planner's answer.
   const ANSWER = 65; // A: a local answer
   const PAGE_ANSWER = 80; // P: the browser page
-  const op = a.charCodeAt(0);
   if (op === ANSWER) {
-    const p = a.split("\n");
-    const m = +p[0].slice(1);
+    const m = act[1];
     const headers = { "content-type": "application/json", "docker-distribution-api-version": "registry/2.0" };
-    if (p[1] !== "") headers["www-authenticate"] = p[1];
-    if (p[2] !== "") headers["allow"] = p[2];
-    if (p[3] !== "") headers["x-wasm-memory-pages"] = p[3];
+    const challenge = text(0), allow = text(1), probe = text(2);
+    if (challenge !== "") headers["www-authenticate"] = challenge;
+    if (allow !== "") headers["allow"] = allow;
+    if (probe !== "") headers["x-wasm-memory-pages"] = probe;
     const status = MESSAGES[m][0];
-    if (LOGS) log(p[4], status, upStatus, redirected, ms, h);
-    return new Response(oci(m, p[5], undefined), { status, headers });
+    if (LOGS) log(text(3), status, upStatus, redirected, ms, h);
+    return new Response(oci(m, text(4), undefined), { status, headers });
   }
   if (op === PAGE_ANSWER) {
-    if (LOGS) log(a.slice(1), 200, upStatus, redirected, ms, h);
+    if (LOGS) log(text(0), 200, upStatus, redirected, ms, h);
     return new Response(PAGE, { headers: { "content-type": "text/html; charset=utf-8" } });
   }
   return undefined;
@@ -279,16 +338,19 @@ export default {
     const h = request.headers;
     const authorization = h.get("authorization");
     const accept = h.get("accept");
-    const facts = ((authorization !== null ? 1 : 0) | (accept !== null && accept.includes("text/html") ? 2 : 0)) +
-      "\n" + request.method + "\n" + request.url + "\n";
-    const a = call(facts + "\n\n\n\n", true);
-    return answer(a, h, -1, false, 0) || proceed(request, env, h, authorization, accept, facts, a);
+    const flags = (authorization !== null ? 1 : 0) | (accept !== null && accept.includes("text/html") ? 2 : 0);
+    const m = request.method;
+    const method = m === "GET" ? 0 : m === "HEAD" ? 1 : m === "POST" ? 2 : 3;
+    const url = request.url;
+    const op = call(flags, method, url, 0, 0, "", "", "", "", "", "", true);
+    return answer(op, h, -1, false, 0) || proceed(request, env, h, authorization, accept, flags, method, url, op);
   },
 };
 
 // The rest of a request after its first action: read the body or a secret,
-// fetch, relay, until an action ends it.
-async function proceed(request, env, h, authorization, accept, facts, a) {
+// fetch, relay, until an action ends it. Each action is read right after
+// the call that made it, before anything is awaited.
+async function proceed(request, env, h, authorization, accept, flags, method, url, op) {
   // The other actions (the local ones are `answer`'s).
   const BODY = 66; // B: read the request body, call again
   const SECRET = 69; // E: read a Worker secret, call again
@@ -307,83 +369,101 @@ async function proceed(request, env, h, authorization, accept, facts, a) {
   const READ_BODY = 512; // (with up to 16 KiB of the body)
   const ANONYMOUS = 1024; // the client's headers without its Authorization
   const HOLD = 2048; // keep the last response for an H action
-  // What every call after the first carries: the last fetch's STATE,
-  // WWW-AUTHENTICATE and LOCATION fields, the secret read since that fetch
-  // (a secret is given only to the calls before the next fetch: the next
-  // one that needs a secret may be another route's), the upstream body read
-  // (percent-encoded) and the request body.
-  let state = "\n\n\n", known = "\n", sent = "", body = "";
+  const HEAD = 4096; // HEAD (else GET, or POST with FORM)
+  const CREDENTIALS = 8192; // present the secret: Basic, or in the form
+  // What every call after the first carries: the last fetch's phase,
+  // status, trail and upstream fields, the secret read since that fetch (a
+  // secret is given only to the calls before the next fetch: the next one
+  // that needs a secret may be another route's) and the request body.
+  let phase = 0, status = 0, trail = "", challenge = "", third = "", sent = "", body = "", secret = "";
   // The last response and its body text as read (when it was), and the one
   // a HOLD fetch kept.
-  let up, text, held, heldText;
+  let up, upText, held, heldText;
   // For the log line (LOGS only): the last fetch's status (0: it failed,
   // -1: none), whether the runtime followed a redirect, milliseconds to its
   // headers.
   let upStatus = -1, redirected = false, ms = 0;
   for (;;) {
-    const local = answer(a, h, upStatus, redirected, ms);
+    const local = answer(op, h, upStatus, redirected, ms);
     if (local !== undefined) return local;
-    const op = a.charCodeAt(0);
     if (op === BODY || op === SECRET) {
-      if (op === BODY) body = "\n" + await readBody(request, +a.slice(1));
-      else known = secret(env, a.slice(1)) + "\n";
-      a = call(facts + state + known + sent + body, false);
+      if (op === BODY) {
+        body = await readBody(request, act[2] | act[3] << 8);
+        flags |= 4;
+      } else {
+        const v = env[text(0)];
+        secret = typeof v === "string" ? v : "";
+        flags = flags & ~24 | (typeof v === "string" ? 24 : 8);
+      }
+      op = call(flags, method, url, phase, status, trail, challenge, third, secret, sent, body, false);
       continue;
     }
     if (op === RELAY || op === HELD) {
-      const p = a.split("\n");
       const r = op === HELD ? held : up;
-      if (LOGS) log(p[1], r.status, upStatus, redirected, ms, h);
-      return relay(r, p[0].slice(1), p[2], p[3], p.length > 4 ? p.slice(4) : undefined, op === HELD ? heldText : text);
+      if (LOGS) log(text(1), r.status, upStatus, redirected, ms, h);
+      return relay(r, text(0), act[1], text(2), text(3), text(4), op === HELD ? heldText : upText);
     }
     // F: fetch
-    const p = a.split("\n");
-    const bits = +p[0].slice(1);
+    const bits = act[2] | act[3] << 8;
+    const target = text(0), auth = text(1), about = LOGS ? text(2) : "", form = text(3), source = text(4);
+    phase = act[1];
+    trail = text(5);
     if (bits & HOLD) {
       held = up;
-      heldText = text;
+      heldText = upText;
     } else if (up !== undefined && up.body !== null && !up.bodyUsed) {
       up.body.cancel();
     }
-    known = "\n";
-    const init = { method: p[2], redirect: bits & FOLLOW ? "follow" : "manual", signal: AbortSignal.timeout(TIMEOUT_MS) };
+    const init = {
+      method: bits & FORM ? "POST" : bits & HEAD ? "HEAD" : "GET",
+      redirect: bits & FOLLOW ? "follow" : "manual",
+      signal: AbortSignal.timeout(TIMEOUT_MS),
+    };
     if (bits & CLIENT_HEADERS) init.headers = forwarded(h, bits & ANONYMOUS ? null : authorization, accept);
-    if (p[4] !== "" || bits & FORM) {
+    if (auth !== "" || bits & (FORM | CREDENTIALS)) {
       if (init.headers === undefined) init.headers = new Headers();
-      if (p[4] !== "") init.headers.set("authorization", p[4]);
+      if (auth !== "") init.headers.set("authorization", auth);
+      const c = secret.indexOf(":");
       if (bits & FORM) {
         init.headers.set("content-type", "application/x-www-form-urlencoded");
-        init.body = p[6];
+        init.body = bits & CREDENTIALS ? form + "&username=" + encodeURIComponent(secret.slice(0, c)) + "&password=" +
+          encodeURIComponent(secret.slice(c + 1)) : form;
+      } else if (bits & CREDENTIALS) {
+        init.headers.set("authorization", "Basic " + btoa(secret));
       }
     }
+    // The secret went into this fetch, or into none: the next call does not get it.
+    secret = "";
+    flags &= ~24;
     const t0 = LOGS ? Date.now() : 0;
     try {
-      up = await fetch(p[3], init);
+      up = await fetch(target, init);
     } catch (e) {
-      up = text = undefined;
+      up = upText = undefined;
       if (LOGS) [upStatus, redirected, ms] = [0, false, Date.now() - t0];
-      state = p[1] + "0\n\n" + encodeURIComponent(String(e)) + "\n";
-      sent = "";
-      a = call(facts + state + known + sent + body, false);
+      status = 0;
+      challenge = sent = "";
+      third = String(e);
+      op = call(flags, method, url, phase, 0, trail, "", third, "", "", body, false);
       continue;
     }
     const s = up.status;
-    text = undefined;
+    upText = undefined;
     if (LOGS) [upStatus, redirected, ms] = [s, up.redirected, Date.now() - t0];
     if (bits & RESUME_ALL || (bits & RESUME_401 && s === 401) || (bits & RESUME_3XX && s >= 300 && s < 400) ||
         (bits & RESUME_429 && s === 429) || (bits & RESUME_5XX && s >= 502 && s <= 504) || (bits & RESUME_ERR && s >= 400)) {
-      if ((bits & RESUME_429 && s === 429) || (bits & RESUME_5XX && s >= 502 && s <= 504)) text = await upstreamBody(up, 4096);
-      else if (bits & READ_BODY) text = await upstreamBody(up, 16384);
-      sent = text === undefined ? "" : encodeURIComponent(text);
+      if ((bits & RESUME_429 && s === 429) || (bits & RESUME_5XX && s >= 502 && s <= 504)) upText = await upstreamBody(up, 4096);
+      else if (bits & READ_BODY) upText = await upstreamBody(up, 16384);
+      status = s;
+      sent = upText === undefined ? "" : upText;
       // The planner reads a challenge only on a 401, a Location only on a
       // redirect, and Docker-Content-Digest only on a success.
-      const challenge = s === 401 ? up.headers.get("www-authenticate") || "" : "";
-      const third = s >= 300 && s < 400 ? up.headers.get("location") : s < 300 ? up.headers.get("docker-content-digest") : "";
-      state = p[1] + s + "\n" + challenge + "\n" + (third || "") + "\n";
-      a = call(facts + state + known + sent + body, known === "\n" && sent === "" && body === "");
+      challenge = s === 401 ? up.headers.get("www-authenticate") || "" : "";
+      third = (s >= 300 && s < 400 ? up.headers.get("location") : s < 300 ? up.headers.get("docker-content-digest") : "") || "";
+      op = call(flags, method, url, phase, s, trail, challenge, third, "", sent, body, sent === "" && !(flags & 4));
       continue;
     }
-    if (LOGS) log(p[5], s, upStatus, redirected, ms, h);
-    return relay(up, "", "", p[7], undefined, undefined);
+    if (LOGS) log(about, s, upStatus, redirected, ms, h);
+    return relay(up, "", 255, "", source, "", undefined);
   }
 }

@@ -9,9 +9,11 @@
 //! the one that caused it; the entry then instantiates the module afresh.
 //!
 //! What it deliberately does not do: async, `JsValue`s, imports of any
-//! runtime API. Strings cross as UTF-8 bytes in the buffer: the entry copies
-//! an ASCII input byte by byte (anything else with `TextEncoder.encodeInto`)
-//! and reads the action with one `decode`; no allocator call.
+//! runtime API. The buffer holds numbers and length-prefixed UTF-8 fields
+//! (`crate::wire` has the layout): the entry copies an ASCII field byte by
+//! byte (anything else with `TextEncoder.encodeInto`), reads the action's
+//! numbers as bytes and decodes only the fields it hands to the runtime; no
+//! allocator call.
 
 use core::cell::UnsafeCell;
 use wasm_bindgen::prelude::wasm_bindgen;
@@ -58,20 +60,13 @@ pub fn step(len: usize) -> usize {
     // this call runs; this is the only reference to it during the call.
     let buf = unsafe { &mut *IO.0.get() };
     let out = match buf.get(..len) {
-        // SAFETY: the entry writes the buffer either with bytes below 0x80
-        // (an input whose characters are all ASCII, each one byte of UTF-8)
-        // or with TextEncoder.encodeInto, which writes UTF-8 only and never a
-        // partial character (a string that does not fit comes with a length
-        // above IO_LEN instead), and nothing else writes it. Skipping the
-        // check saves core's UTF-8 validator, the largest single function
-        // the wasm would carry.
-        Some(bytes) => crate::wire::step(unsafe { core::str::from_utf8_unchecked(bytes) }, probe().as_str()),
+        Some(input) => crate::wire::step(input, probe().as_str()),
         None => crate::wire::too_large(),
     };
     let out = if out.len() > IO_LEN { crate::wire::too_large() } else { out };
     let n = out.len();
     if let Some(dst) = buf.get_mut(..n) {
-        dst.copy_from_slice(out.as_bytes());
+        dst.copy_from_slice(&out);
     }
     n
 }

@@ -63,7 +63,7 @@ pub const TOKEN: u16 = 1000;
 
 /// How many fallbacks a trail's TRIED has passed (one `,` each).
 fn passed(tried: &str) -> usize {
-    tried.bytes().filter(|&b| b == b',').count()
+    crate::split(tried, b',').count() - 1
 }
 
 /// Continues a request of `ask` with the upstream's answer `up`, when that
@@ -91,7 +91,7 @@ pub(crate) fn answer(ask: &Ask<'_>, req: &Request<'_>, up: &Upstream<'_>, seen: 
                 Some(t) => {
                     let mut bearer = String::with_capacity(t.len() + 8);
                     bearer.push_str("Bearer ");
-                    bearer.push_str(&t);
+                    bearer.push_str(t);
                     return Some(attempt(ask, &fb, up.trail.to_string(), primary, Phase::FallbackRetry, Some(bearer), false, seen));
                 }
                 None => NO_TOKEN,
@@ -161,14 +161,14 @@ fn by_digest<'a>(ask: &Ask<'a>) -> Option<&'a str> {
 /// What an outcome was, in words.
 fn describe(code: u16, out: &mut String) {
     let (words, status) = match code {
-        UNREACHABLE => ("could not be reached", 0),
-        TIMED_OUT => ("did not answer in time", 0),
-        REDIRECT_LOOP => ("redirected too many times", 0),
-        OTHER_DIGEST => ("answered with another digest", 0),
-        NO_SECRET => ("has no usable credentials secret", 0),
-        NO_TOKEN => ("gave no token", 0),
-        TOKEN.. => ("refused a token with ", code - TOKEN),
-        _ => ("answered ", code),
+        UNREACHABLE => ("unreachable", 0),
+        TIMED_OUT => ("timed out", 0),
+        REDIRECT_LOOP => ("redirect loop", 0),
+        OTHER_DIGEST => ("another digest", 0),
+        NO_SECRET => ("credentials secret unset", 0),
+        NO_TOKEN => ("no token", 0),
+        TOKEN.. => ("token ", code - TOKEN),
+        _ => ("", code),
     };
     out.push_str(words);
     if status != 0 {
@@ -201,7 +201,7 @@ fn attempt(ask: &Ask<'_>, fb: &Route, trail: String, primary: u16, phase: Phase,
     url.push_str(ask.rest);
     seen.source = fb.registry;
     Action::Fetch(Fetch {
-        method: if ask.head { "HEAD" } else { "GET" },
+        head: ask.head,
         url,
         authorization,
         resume: RESUME_ERR | if by_digest(ask).is_some() { RESUME_ALL } else { 0 },
@@ -232,7 +232,7 @@ fn token_request(ask: &Ask<'_>, req: &Request<'_>, up: &Upstream<'_>, fb: &Route
         },
     };
     let basic = match credentials(fb, req) {
-        Ok(secret) => secret.map(|(v, _)| crate::secret::basic(&v)),
+        Ok(basic) => basic,
         Err(read @ Action::ReadSecret(_)) => return Ok(read),
         Err(_) => return Err(NO_SECRET),
     };
@@ -249,30 +249,29 @@ fn token_request(ask: &Ask<'_>, req: &Request<'_>, up: &Upstream<'_>, fb: &Route
     Ok(Action::Fetch(Fetch {
         url,
         client_headers: false,
-        authorization: basic,
+        credentials: basic,
         resume: RESUME_ALL | RESUME_BODY,
         trail: up.trail.to_string(),
         ..Fetch::new(Phase::FallbackToken)
     }))
 }
 
-/// The token of a token endpoint's JSON answer (percent-encoded by the
-/// entry): the string member `token`, or else `access_token` (the OAuth2
-/// name, which the distribution token spec accepts as well). Read by hand:
-/// the first `"token"` that is a member name followed by a string. A value
-/// with an escape or a byte a header cannot carry is no token (token
-/// servers write JWTs and opaque token68 strings).
-pub fn token(body: &str) -> Option<String> {
-    let text = crate::scope::percent_decode(body, true).ok()?;
-    member(&text, "token").or_else(|| member(&text, "access_token")).map(str::to_string)
+/// The token of a token endpoint's JSON answer: the string member `token`,
+/// or else `access_token` (the OAuth2 name, which the distribution token
+/// spec accepts as well). Read by hand: the first `"token"` that is a
+/// member name followed by a string. A value with an escape or a byte a
+/// header cannot carry is no token (token servers write JWTs and opaque
+/// token68 strings).
+pub fn token(body: &str) -> Option<&str> {
+    member(body, "token").or_else(|| member(body, "access_token"))
 }
 
 fn member<'a>(json: &'a str, key: &str) -> Option<&'a str> {
-    // The text between quotes: KEY, then `:` with optional white space,
-    // then the value.
+    // The text between quotes: KEY, then `:` (a space on either side, as
+    // JSON writers put it, or none), then the value.
     let (mut a, mut b) = ("", "");
     for c in crate::split(json, b'"') {
-        if a == key && b.trim_ascii() == ":" {
+        if a == key && matches!(b, ":" | ": " | " :" | " : ") {
             return (!c.is_empty() && c.bytes().all(|x| x > b' ' && x < 0x7f && x != b'\\')).then_some(c);
         }
         (a, b) = (b, c);

@@ -48,7 +48,7 @@ pub enum Secret<'a> {
     NotRead,
     /// The binding does not exist (or is not a string).
     Unset,
-    /// Its value, percent-encoded.
+    /// Its value.
     Value(&'a str),
 }
 
@@ -195,12 +195,16 @@ pub const RESUME_BODY: u8 = 128;
 /// One upstream request.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Fetch {
-    pub method: &'static str,
+    /// HEAD rather than GET (a fetch with a `form` is a POST).
+    pub head: bool,
     pub url: String,
     /// Send the client's allow-listed headers (Authorization among them).
     pub client_headers: bool,
-    /// An `Authorization` of the mirror's own (a route's credentials).
+    /// An `Authorization` of the mirror's own (a fallback's token).
     pub authorization: Option<String>,
+    /// Present the secret just read (a route's credentials): HTTP Basic, or
+    /// in the form.
+    pub credentials: bool,
     /// An OAuth2 form body (`application/x-www-form-urlencoded`).
     pub form: Option<String>,
     /// Let the runtime follow redirects; otherwise they come back here.
@@ -262,21 +266,28 @@ fn query_param<'a>(query: &'a str, name: &str) -> Option<&'a str> {
     crate::split(query, b'&').find_map(|p| crate::strip_prefix_then(p, name, b'='))
 }
 
-/// `scheme://host[:port]` for the request's own (checked) authority.
-fn mirror_base(scheme: &str, authority: &Authority<'_>) -> String {
-    let mut base = String::with_capacity(scheme.len() + authority.host.len() + 32);
-    base.push_str(scheme);
-    base.push_str("://");
-    authority.write(&mut base);
-    base
+/// Where the client reached the mirror: `scheme://host[:port]` of the
+/// request's own (checked) authority, written only when an answer names the
+/// mirror.
+struct Base<'a> {
+    scheme: &'a str,
+    authority: Authority<'a>,
+}
+
+impl Base<'_> {
+    fn write(&self, out: &mut String) {
+        out.push_str(self.scheme);
+        out.push_str("://");
+        self.authority.write(out);
+    }
 }
 
 /// The mirror's token endpoint for a route: `/token` when the host alone
 /// leads to it, `/token/<registry>` when the client reached it by a prefix or
 /// `?ns=` (a shared host).
-fn mirror_realm(base: &str, route: Option<&Route>) -> String {
-    let mut realm = String::with_capacity(base.len() + 40);
-    realm.push_str(base);
+fn mirror_realm(base: &Base<'_>, route: Option<&Route>) -> String {
+    let mut realm = String::with_capacity(base.authority.host.len() + 48);
+    base.write(&mut realm);
     realm.push_str("/token");
     if let Some(r) = route {
         realm.put(b'/');
@@ -291,7 +302,7 @@ fn mirror_realm(base: &str, route: Option<&Route>) -> String {
 pub(crate) fn outcome(up: &Upstream<'_>) -> u16 {
     match up.status {
         0 if up.error.starts_with("TimeoutError") => TIMED_OUT,
-        0 if crate::find(up.error, "Too%20many%20redirects").is_some() => REDIRECT_LOOP,
+        0 if crate::find(up.error, "Too many redirects").is_some() => REDIRECT_LOOP,
         s => s,
     }
 }
@@ -317,9 +328,8 @@ pub(crate) fn failure(outcome: u16) -> Msg {
 /// The message in front of an upstream's 429 (which limit it is, when the
 /// upstream's body says so) or, on a route with fallbacks, its 502-504.
 pub(crate) fn limit(status: u16, body: &str) -> Msg {
-    // The body as the entry passes it: percent-encoded, a space is %20.
     match status {
-        429 if body.as_bytes().windows(19).any(|w| w.eq_ignore_ascii_case(b"pull%20rate%20limit")) => Msg::PullLimit,
+        429 if body.as_bytes().windows(15).any(|w| w.eq_ignore_ascii_case(b"pull rate limit")) => Msg::PullLimit,
         429 => Msg::AddressLimit,
         _ => Msg::UpstreamDown,
     }
@@ -394,7 +404,7 @@ fn decide(req: &Request<'_>, up: Option<&Upstream<'_>>, seen: &mut Seen) -> Acti
         Ok(e) => e,
         Err(e) => return reply(e.msg(), ""),
     };
-    let base = mirror_base(scheme, &authority);
+    let base = Base { scheme, authority };
     if let Endpoint::Token(registry) = endpoint {
         seen.kind = "token";
         return token(req, up, host, registry, query, seen);
@@ -434,8 +444,10 @@ fn decide(req: &Request<'_>, up: Option<&Upstream<'_>>, seen: &mut Seen) -> Acti
         }
         _ => {}
     }
+    // The mirror's realm for this route (for a challenge): `/token` when
+    // the host alone leads to the route, `/token/<registry>` when the client
+    // reached it by a prefix or `?ns=`.
     let by_path = prefixed || ns.is_some();
-    let realm = mirror_realm(&base, by_path.then_some(&route));
     let mut url = String::with_capacity(route.upstream.len() + path.len() + query.len() + 32);
     url.push_str(route.upstream);
     // A manifest or blob request on a route with fallbacks.
@@ -452,7 +464,9 @@ fn decide(req: &Request<'_>, up: Option<&Upstream<'_>>, seen: &mut Seen) -> Acti
             url.push_str("/v2/");
             let start = url.len();
             upstream_name(&route, name, &mut url);
-            seen.repository.push_str(url.get(start..).unwrap_or(""));
+            if LOG {
+                seen.repository.push_str(url.get(start..).unwrap_or(""));
+            }
             if !allowed(&route, name) {
                 return denied(full);
             }
@@ -469,8 +483,8 @@ fn decide(req: &Request<'_>, up: Option<&Upstream<'_>>, seen: &mut Seen) -> Acti
         _ => {
             seen.kind = "ping";
             if !req.authorization && route.realm.is_some() && up.is_none() {
-                let mut ch = String::with_capacity(realm.len() + 48);
-                challenge::mirror_challenge(&realm, route.service, &mut ch);
+                let mut ch = String::with_capacity(base.authority.host.len() + 64);
+                challenge::mirror_challenge(&mirror_realm(&base, by_path.then_some(&route)), route.service, &mut ch);
                 return Action::Reply(Reply { msg: Msg::AuthRequired, subject: String::new(), challenge: Some(ch), allow: None });
             }
             url.push_str("/v2/");
@@ -480,7 +494,7 @@ fn decide(req: &Request<'_>, up: Option<&Upstream<'_>>, seen: &mut Seen) -> Acti
         if let Some(a) = ask.as_ref().and_then(|ask| crate::fallback::answer(ask, req, up, seen)) {
             return a;
         }
-        return api_answer(&route, &realm, &base, ns, prefixed, up);
+        return api_answer(&route, &base, ns, prefixed, up);
     }
     if !query.is_empty() {
         url.put(b'?');
@@ -491,7 +505,7 @@ fn decide(req: &Request<'_>, up: Option<&Upstream<'_>>, seen: &mut Seen) -> Acti
         | if route.follow_redirects { 0 } else { RESUME_3XX }
         | if ask.is_some() { RESUME_5XX } else { 0 };
     Action::Fetch(Fetch {
-        method: if req.method == "HEAD" { "HEAD" } else { "GET" },
+        head: req.method == "HEAD",
         url,
         resume,
         follow: route.follow_redirects,
@@ -515,10 +529,11 @@ impl Fetch {
     /// back on a 429 (the fields the callers change are set after).
     pub(crate) fn new(phase: Phase) -> Fetch {
         Fetch {
-            method: "GET",
+            head: false,
             url: String::new(),
             client_headers: true,
             authorization: None,
+            credentials: false,
             form: None,
             follow: true,
             resume: RESUME_429,
@@ -537,13 +552,14 @@ impl Fetch {
 /// client gets an absolute `Location`, back through the mirror when it stays
 /// on the upstream's registry API.
 #[inline(never)]
-fn api_answer(route: &Route, realm: &str, base: &str, ns: Option<&str>, prefixed: bool, up: &Upstream<'_>) -> Action {
+fn api_answer(route: &Route, base: &Base<'_>, ns: Option<&str>, prefixed: bool, up: &Upstream<'_>) -> Action {
     if up.status == 0 || up.phase != Some(Phase::Api) {
         return failed(route.upstream, up);
     }
     if up.status == 401 {
         let scope = |value: &str, out: &mut String| map_scope(route, value, prefixed, out);
-        return match challenge::rewrite(up.www_authenticate, realm, &scope) {
+        let realm = mirror_realm(base, (prefixed || ns.is_some()).then_some(route));
+        return match challenge::rewrite(up.www_authenticate, &realm, &scope) {
             Ok(lines) => relay(Some(lines), None),
             Err(e) => reply(e.msg(), origin(route.upstream)),
         };
@@ -575,10 +591,10 @@ pub(crate) fn relay(challenges: Option<String>, location: Option<String>) -> Act
 
 /// A redirect to the upstream's own registry API, as a mirror URL with the
 /// client's name (and `ns` when the client used it).
-fn back_to_mirror(route: &Route, base: &str, path: &str, query: &str, ns: Option<&str>, prefixed: bool) -> Option<String> {
+fn back_to_mirror(route: &Route, base: &Base<'_>, path: &str, query: &str, ns: Option<&str>, prefixed: bool) -> Option<String> {
     let Ok(Endpoint::Repo { name, rest, .. }) = classify(path) else { return None };
-    let mut out = String::with_capacity(base.len() + path.len() + query.len() + 40);
-    out.push_str(base);
+    let mut out = String::with_capacity(base.authority.host.len() + path.len() + query.len() + 48);
+    base.write(&mut out);
     out.push_str("/v2/");
     if !client_name(route, name, prefixed, &mut out) {
         return None;
@@ -623,15 +639,15 @@ fn map_scope(route: &Route, value: &str, prefixed: bool, out: &mut String) {
     }
 }
 
-/// The route's credentials (`user:token` and where the colon is), when it
-/// has any: `Err` with the action to read the secret first, or the 503 for
-/// a secret that is not set or not `user:token`.
-pub(crate) fn credentials(route: &Route, req: &Request<'_>) -> Result<Option<(String, usize)>, Action> {
-    let Some(name) = route.credentials.filter(|_| USES_CREDENTIALS) else { return Ok(None) };
+/// Whether the route has credentials to present (its secret, read and
+/// `user:token`): `Err` with the action to read the secret first, or the
+/// 503 for a secret that is not set or not `user:token`.
+pub(crate) fn credentials(route: &Route, req: &Request<'_>) -> Result<bool, Action> {
+    let Some(name) = route.credentials.filter(|_| USES_CREDENTIALS) else { return Ok(false) };
     match req.secret {
         Secret::NotRead => Err(Action::ReadSecret(name)),
-        Secret::Value(v) => crate::secret::parse(v).map(Some).ok_or_else(|| reply(Msg::SecretUnset, name)),
-        Secret::Unset => Err(reply(Msg::SecretUnset, name)),
+        Secret::Value(v) if crate::secret::valid(v) => Ok(true),
+        _ => Err(reply(Msg::SecretUnset, name)),
     }
 }
 
@@ -678,9 +694,9 @@ fn token(req: &Request<'_>, up: Option<&Upstream<'_>>, host: &str, registry: Opt
     }
     // The route's credentials, for a client that brings none.
     let secret = match credentials(&route, req) {
-        Ok(s) => s.filter(|_| !req.authorization),
+        Ok(s) => s && !req.authorization,
         Err(a) if !req.authorization => return a,
-        Err(_) => None,
+        Err(_) => false,
     };
     let scope_host = by_scope.then_some(host);
     let realm = match (route.realm, up) {
@@ -726,20 +742,15 @@ fn token(req: &Request<'_>, up: Option<&Upstream<'_>>, host: &str, registry: Opt
             }
             Err(e) => return reply(e.msg(), ""),
         }
-        if let Some((value, colon)) = &secret {
-            if query_param(form, "username").is_none() {
-                crate::secret::form_fields(value, *colon, &mut rewritten);
-            }
-        }
         body = Some(rewritten);
     }
     if let (0, Some(name)) = (found.kept, &found.denied) {
         return reply(Msg::Denied, name);
     }
     Action::Fetch(Fetch {
-        method: if body.is_some() { "POST" } else { "GET" },
         url,
-        authorization: secret.filter(|_| body.is_none()).map(|(v, _)| crate::secret::basic(&v)),
+        // A form that names its user keeps it.
+        credentials: secret && form.is_none_or(|f| query_param(f, "username").is_none()),
         form: body,
         ..Fetch::new(Phase::Token)
     })

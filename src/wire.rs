@@ -1,193 +1,193 @@
-//! The text the JavaScript entry (`src/edge.js`) and the planner exchange:
-//! one field per line, read and written here so both ends stay trivial.
-//!
-//! The entry writes the request's facts, and after a fetch the upstream's,
-//! into the wasm's I/O buffer and calls `step` once; the answer is one
-//! action. No field but the last can hold a line break: URLs and header
-//! values cannot, and the runtime's error text, a secret and an upstream
-//! body come percent-encoded (`encodeURIComponent`).
+//! The bytes the JavaScript entry (`src/edge.js`) and the planner exchange
+//! through the wasm's I/O buffer: a fixed header of numbers, then fields,
+//! each a little-endian `u16` length and that many bytes (UTF-8). Numbers
+//! are read and written as bytes and no field is escaped, so neither side
+//! builds, splits or parses text to talk to the other: the entry writes a
+//! request's URL straight into the buffer and turns into strings only the
+//! fields it hands to the runtime.
 //!
 //! ```text
-//! in:  FLAGS \n METHOD \n URL \n STATE \n WWW-AUTHENTICATE \n LOCATION-ERROR-or-DIGEST
-//!        \n SECRET \n UPSTREAM-BODY [\n BODY]
-//!      FLAGS   1 = the request has Authorization, 2 = Accept mentions text/html
-//!      STATE   empty, or after a fetch: PHASE STATUS, PHASE being the F
-//!              action's (a letter, and for a fallback its trail and `;`).
-//!              The upstream's WWW-AUTHENTICATE comes with a 401 only, its
-//!              Location with a 3xx, the runtime's error when the fetch
-//!              failed (status 0), Docker-Content-Digest with a 2xx: nothing
-//!              else reads them
-//!      SECRET  empty (not read), "-" (not set) or "=" and the value: the
-//!              secret the last E named, passed until the next fetch only
-//!      BODY    the request body, present once a B action asked for it
-//! out: A MSG \n CHALLENGE \n ALLOW \n PROBE \n LOG \n SUBJECT
-//!                                                             answer locally with an OCI error:
-//!                                                             `crate::messages` has MSG's status,
-//!                                                             code and text
-//!      P LOG                                                  answer with the browser page
-//!      B MAX                                                  read at most MAX+1 bytes of body, call again
-//!      E NAME                                                 read the secret NAME, call again
-//!      F BITS \n PHASE \n METHOD \n URL \n AUTHORIZATION \n LOG \n FORM \n SOURCE
-//!                                                             fetch, then call again or pass the
-//!                                                             response on (BITS: below)
-//!      R LOCATION \n LOG \n ERROR \n SOURCE \n CHALLENGE*     relay the response, replacing those;
-//!                                                             ERROR (MSG SUBJECT) puts the mirror's
-//!                                                             error before the upstream's errors
-//!      H (as R)                                               the same for the response held (HOLD)
+//! in:  0 FLAGS   1 the request has Authorization, 2 its Accept mentions
+//!                text/html, 4 BODY is the request body (a B action asked
+//!                for it), 8 SECRET was read (an E action asked for it),
+//!                16 the secret is set
+//!      1 METHOD  0 GET, 1 HEAD, 2 POST, 3 any other
+//!      2 PHASE   the last fetch's (its F action's), 0 before any
+//!      4 STATUS  u16, what the upstream answered; 0 when the fetch failed
+//!      6 seven u16 lengths, then the fields:
+//!        URL        the request's (`request.url`)
+//!        TRAIL      the last F action's, handed back
+//!        CHALLENGE  the upstream's WWW-Authenticate, with a 401 only
+//!        THIRD      its Location with a 3xx, its Docker-Content-Digest
+//!                   with a 2xx, the runtime's error when the fetch failed
+//!        SECRET     the value of the secret the last E named: given to the
+//!                   calls before the next fetch only
+//!        UPSTREAM   the upstream's body: a 429's or 502-504's (4 KiB at
+//!                   most), or 16 KiB of what a RESUME_BODY fetch got
+//!        BODY       the request body
+//! out: 0 OP, 1 ARG, 2 NUM (u16), then fields:
+//!      A  ARG = message (`crate::messages`)     CHALLENGE ALLOW PROBE LOG SUBJECT   answer locally
+//!      P                                        LOG                                 the browser page
+//!      B  NUM = most bytes to read                                                  read the body, call again
+//!      E                                        NAME                                read the secret, call again
+//!      F  ARG = phase, NUM = bits (below)       URL AUTHORIZATION LOG FORM SOURCE TRAIL
+//!                                               fetch; call again on the statuses the bits name, else pass
+//!                                               the response on (with X-Mirror-Source: SOURCE if set)
+//!      R  ARG = message or 255                  LOCATION LOG SUBJECT SOURCE CHALLENGES
+//!                                               relay the response, replacing what is set; the message
+//!                                               (and SUBJECT) goes before the upstream's own errors
+//!      H  as R, for the response the last HOLD fetch kept
 //! ```
 //!
-//! After an `E` or `B` the entry calls again with the same STATE and
-//! upstream fields: a fallback's token request may need a secret.
-//!
-//! It holds no state: the phase of an `F` comes back with the answer, and
+//! After an `E` or `B` the entry calls again with the same PHASE, STATUS and
+//! upstream fields: a fallback's token request may need a secret. It holds
+//! no state: the phase and trail of an `F` come back with the answer, and
 //! everything else is read again from the request.
 
-use crate::Put;
-use crate::plan::{step_logged, Action, Phase, Request, Secret, Upstream, MAX_FORM};
+use crate::plan::{step_logged, Action, Phase, Request, Secret, Upstream};
 
 /// `F` bits.
-pub const CLIENT_HEADERS: usize = 1;
-pub const FOLLOW: usize = 2;
+pub const CLIENT_HEADERS: u16 = 1;
+pub const FOLLOW: u16 = 2;
 /// The resume bits of [`crate::plan::Fetch::resume`] sit at bit 2 and up:
 /// 401 = 4, 3xx = 8, every status = 16, 429 with its body = 64, 502-504
 /// with its body = 128, 400 and up = 256, with 16 KiB of body = 512.
-pub const RESUME_SHIFT: usize = 2;
-pub const FORM: usize = 32;
+pub const RESUME_SHIFT: u16 = 2;
+/// POST the FORM field as an OAuth2 form (otherwise GET, or HEAD).
+pub const FORM: u16 = 32;
 /// The client's headers without its Authorization.
-pub const ANONYMOUS: usize = 1024;
+pub const ANONYMOUS: u16 = 1024;
 /// Keep the last response for an `H` action.
-pub const HOLD: usize = 2048;
+pub const HOLD: u16 = 2048;
+/// HEAD.
+pub const HEAD: u16 = 4096;
+/// Present the secret just read: `Authorization: Basic`, or with FORM the
+/// form's `username` and `password`.
+pub const CREDENTIALS: u16 = 8192;
 
-/// Splits off fields at line breaks.
-struct Fields<'a>(Option<&'a str>);
+/// Bytes before the input's fields.
+pub const IN_HEADER: usize = 20;
 
-impl<'a> Fields<'a> {
-    fn next(&mut self) -> &'a str {
-        let s = self.0.unwrap_or("");
-        match crate::split_at_byte(s, b'\n') {
-            Some((field, rest)) => {
-                self.0 = Some(rest);
-                field
-            }
-            None => {
-                self.0 = None;
-                s
-            }
-        }
-    }
+/// The field `s` of a buffer, as text. The entry writes each field as
+/// ASCII or with `TextEncoder.encodeInto`, which writes whole characters of
+/// UTF-8 only; in the worker that is trusted rather than checked (core's
+/// validator is the largest single function the wasm would carry). Native
+/// builds (tests, fuzzing) check.
+fn text(b: &[u8]) -> &str {
+    #[cfg(target_arch = "wasm32")]
+    // SAFETY: as above: the entry writes only UTF-8, field by field.
+    return unsafe { core::str::from_utf8_unchecked(b) };
+    #[cfg(not(target_arch = "wasm32"))]
+    return core::str::from_utf8(b).unwrap_or("");
 }
 
-/// One call of the entry: the input text in, the action text out. `probe`
+fn u16_at(b: &[u8], i: usize) -> usize {
+    usize::from(b.get(i).copied().unwrap_or(0)) | usize::from(b.get(i + 1).copied().unwrap_or(0)) << 8
+}
+
+/// One call of the entry: the input bytes in, the action bytes out. `probe`
 /// goes into local answers' PROBE field (test builds report linear memory
 /// there; release builds pass "").
-pub fn step(input: &str, probe: &str) -> String {
-    let mut f = Fields(Some(input));
-    let flags = f.next().bytes().next().unwrap_or(b'0');
-    let method = f.next();
-    let url = f.next();
-    let state = f.next();
-    let www_authenticate = f.next();
-    let location = f.next();
-    let secret = f.next();
-    let upstream_body = f.next();
+pub fn step(input: &[u8], probe: &str) -> Vec<u8> {
+    let byte = |i: usize| input.get(i).copied().unwrap_or(0);
+    let mut fields = [""; 7];
+    let mut at = IN_HEADER;
+    for (k, f) in fields.iter_mut().enumerate() {
+        let end = at + u16_at(input, 6 + 2 * k);
+        *f = text(input.get(at..end).unwrap_or(&[]));
+        at = end;
+    }
+    let [url, trail, challenge, third, secret, upstream, body] = fields;
+    let flags = byte(0);
     let req = Request {
-        method,
+        method: match byte(1) {
+            0 => "GET",
+            1 => "HEAD",
+            2 => "POST",
+            _ => "",
+        },
         url,
         authorization: flags & 1 != 0,
         accept_html: flags & 2 != 0,
-        secret: match secret.as_bytes().first() {
-            None => Secret::NotRead,
-            Some(b'=') => Secret::Value(secret.get(1..).unwrap_or("")),
-            Some(_) => Secret::Unset,
+        secret: match flags & 24 {
+            24 => Secret::Value(secret),
+            8 => Secret::Unset,
+            _ => Secret::NotRead,
         },
-        body: f.0,
+        body: (flags & 4 != 0).then_some(body),
     };
-    let up = state.bytes().next().and_then(Phase::from_byte).map(|phase| {
-        // A fallback's phase carries its trail up to the last `;`.
-        let (trail, status) = match crate::rfind_byte(state, b';') {
-            Some(i) => (state.get(1..i).unwrap_or(""), state.get(i + 1..)),
-            None => ("", state.get(1..)),
-        };
-        let status = crate::number(status.unwrap_or("")) as u16;
+    let up = Phase::from_byte(byte(2)).map(|phase| {
+        let status = u16_at(input, 4) as u16;
         let (error, location, digest) = match status {
-            0 => (location, "", ""),
-            200..=299 => ("", "", location),
-            _ => ("", location, ""),
+            0 => (third, "", ""),
+            200..=299 => ("", "", third),
+            _ => ("", third, ""),
         };
-        Upstream { phase: Some(phase), status, error, www_authenticate, location, digest, body: upstream_body, trail }
+        Upstream { phase: Some(phase), status, error, www_authenticate: challenge, location, digest, body: upstream, trail }
     });
     let (action, log) = step_logged(&req, up.as_ref());
     encode(&action, log.as_deref().unwrap_or(""), probe)
 }
 
-/// The answer when the input did not fit the I/O buffer (or was not UTF-8,
-/// which the entry's encoder never produces).
-pub fn too_large() -> String {
+/// The answer when the input did not fit the I/O buffer.
+pub fn too_large() -> Vec<u8> {
     encode(&crate::plan::reply(crate::messages::Msg::TooLarge, ""), "", "")
 }
 
-/// The text of an action, with the request's log line when it ends one.
-pub fn encode(action: &Action, log: &str, probe: &str) -> String {
-    let mut out = String::with_capacity(256);
-    match action {
-        Action::Page => {
-            out.put(b'P');
-            out.push_str(log);
-        }
-        Action::Reply(r) => {
-            out.put(b'A');
-            crate::push_number(&mut out, r.msg as usize);
-            for field in [r.challenge.as_deref().unwrap_or(""), r.allow.unwrap_or(""), probe, log, &r.subject] {
-                out.put(b'\n');
-                out.push_str(field);
-            }
-        }
-        Action::ReadBody => {
-            out.put(b'B');
-            crate::push_number(&mut out, MAX_FORM);
-        }
-        Action::ReadSecret(name) => {
-            out.put(b'E');
-            out.push_str(name);
-        }
+/// Appends fields: each its length, then its bytes. (A field longer than
+/// the I/O buffer makes the whole action too large, which the caller
+/// answers with [`too_large`], so the `u16` never wraps in an action that
+/// is used.)
+fn fields(out: &mut Vec<u8>, list: &[&str]) {
+    for s in list {
+        out.extend_from_slice(&(s.len() as u16).to_le_bytes());
+        out.extend_from_slice(s.as_bytes());
+    }
+}
+
+/// The bytes of an action, with the request's log line when it ends one.
+pub fn encode(action: &Action, log: &str, probe: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(256);
+    let (op, arg, num): (u8, u8, u16) = match action {
+        Action::Reply(r) => (b'A', r.msg as u8, 0),
+        Action::Page => (b'P', 0, 0),
+        Action::ReadBody => (b'B', 0, crate::plan::MAX_FORM as u16),
+        Action::ReadSecret(_) => (b'E', 0, 0),
         Action::Fetch(f) => {
-            let bits = usize::from(f.client_headers) * CLIENT_HEADERS
-                + usize::from(f.follow) * FOLLOW
-                + usize::from(f.form.is_some()) * FORM
-                + (usize::from(f.resume) << RESUME_SHIFT)
-                + usize::from(f.anonymous) * ANONYMOUS
-                + usize::from(f.hold) * HOLD;
-            out.put(b'F');
-            crate::push_number(&mut out, bits);
-            out.put(b'\n');
-            out.put(f.phase.as_byte());
-            if !f.trail.is_empty() {
-                out.push_str(&f.trail);
-                out.put(b';');
-            }
-            for field in [f.method, &f.url, f.authorization.as_deref().unwrap_or(""), log, f.form.as_deref().unwrap_or(""), f.source.as_deref().unwrap_or("")] {
-                out.put(b'\n');
-                out.push_str(field);
-            }
+            let bits = u16::from(f.client_headers) * CLIENT_HEADERS
+                + u16::from(f.follow) * FOLLOW
+                + u16::from(f.form.is_some()) * FORM
+                + (u16::from(f.resume) << RESUME_SHIFT)
+                + u16::from(f.anonymous) * ANONYMOUS
+                + u16::from(f.hold) * HOLD
+                + u16::from(f.head) * HEAD
+                + u16::from(f.credentials) * CREDENTIALS;
+            (b'F', f.phase.as_byte(), bits)
         }
-        Action::Relay { challenges, location, error, source, held } => {
-            out.put(if *held { b'H' } else { b'R' });
-            out.push_str(location.as_deref().unwrap_or(""));
-            out.put(b'\n');
-            out.push_str(log);
-            out.put(b'\n');
-            if let Some((msg, subject)) = error {
-                crate::push_number(&mut out, *msg as usize);
-                out.put(b' ');
-                out.push_str(subject);
-            }
-            out.put(b'\n');
-            out.push_str(source.as_deref().unwrap_or(""));
-            if let Some(c) = challenges {
-                out.put(b'\n');
-                out.push_str(c);
-            }
-        }
+        Action::Relay { error, held, .. } => (if *held { b'H' } else { b'R' }, error.as_ref().map_or(255, |e| e.0 as u8), 0),
+    };
+    out.push(op);
+    out.push(arg);
+    out.extend_from_slice(&num.to_le_bytes());
+    match action {
+        Action::Reply(r) => fields(&mut out, &[r.challenge.as_deref().unwrap_or(""), r.allow.unwrap_or(""), probe, log, &r.subject]),
+        Action::Page => fields(&mut out, &[log]),
+        Action::ReadBody => {}
+        Action::ReadSecret(name) => fields(&mut out, &[name]),
+        Action::Fetch(f) => fields(
+            &mut out,
+            &[&f.url, f.authorization.as_deref().unwrap_or(""), log, f.form.as_deref().unwrap_or(""), f.source.as_deref().unwrap_or(""), &f.trail],
+        ),
+        Action::Relay { challenges, location, error, source, .. } => fields(
+            &mut out,
+            &[
+                location.as_deref().unwrap_or(""),
+                log,
+                error.as_ref().map_or("", |e| &e.1),
+                source.as_deref().unwrap_or(""),
+                challenges.as_deref().unwrap_or(""),
+            ],
+        ),
     }
     out
 }
