@@ -5,7 +5,8 @@
 //! `ROUTES=tests/routes.every-key.toml cargo test --test every_key`.
 #![cfg(every_key)]
 
-use edge_mirror::plan::{step, step_logged, Action, Fetch, Phase, Reply, Request, Secret, Upstream, RESUME_ALL};
+use edge_mirror::oci::error_body;
+use edge_mirror::plan::{step, step_logged, Action, Fetch, Phase, Request, Secret, Upstream, RESUME_ALL};
 use edge_mirror::routes::{by_registry, get, LOG, LOG_CLIENT, PAGE};
 
 const M: &str = "https://mirror.example.com";
@@ -22,11 +23,13 @@ fn fetch(a: &Action) -> &Fetch {
     }
 }
 
+/// (status, code, message) of a local answer, as the entry writes it.
 fn answered(a: &Action) -> (u16, String, String) {
     match a {
-        Action::Reply(Reply { status, body: Some(j), .. }) => {
+        Action::Reply(r) => {
+            let j = error_body(r.msg, &r.subject);
             let parts: Vec<&str> = j.split('"').collect();
-            (*status, parts[5].to_string(), parts[9].to_string())
+            (r.status(), parts[5].to_string(), parts[9].to_string())
         }
         other => panic!("expected a local answer, got {other:?}"),
     }
@@ -83,31 +86,33 @@ fn credentials_are_used_only_for_anonymous_token_requests() {
     let url = format!("{M}/token?scope=repository:busybox:pull&service=registry.docker.io");
     let anon = Request::new("GET", &url);
     assert_eq!(step(&anon, None), Action::ReadSecret("DOCKERHUB_CREDENTIALS"));
-    // user:token -> Basic on the GET (here "u:p+w/x" percent-encoded as the entry sends it).
-    let a = step(&Request { secret: Secret::Value("u%3Ap%2Bw%2Fx"), ..anon }, None);
+    // user:token: the entry presents it (HTTP Basic on the GET, the e2e
+    // suite checks the header the realm gets); the action does not carry it.
+    let a = step(&Request { secret: Secret::Value("u:p+w/x"), ..anon }, None);
     let f = fetch(&a);
-    assert_eq!(f.authorization.as_deref(), Some("Basic dTpwK3cveA=="));
-    assert_eq!((f.method, f.client_headers, f.form.as_deref()), ("GET", true, None));
+    assert_eq!((f.credentials, f.authorization.as_deref()), (true, None));
+    assert_eq!((f.head, f.client_headers, f.form.as_deref()), (false, true, None));
     // Unset or not user:token: 503 naming the secret, never an anonymous fallback.
-    for secret in [Secret::Unset, Secret::Value("nocolon"), Secret::Value("%3Atoken"), Secret::Value("user%3A"), Secret::Value("u%3Ap%0A"), Secret::Value("%zz")] {
+    for secret in [Secret::Unset, Secret::Value("nocolon"), Secret::Value(":token"), Secret::Value("user:"), Secret::Value("u:p\n"), Secret::Value("ü:p")] {
         let (status, code, message) = answered(&step(&Request { secret, ..anon }, None));
         assert_eq!((status, code.as_str()), (503, "UNAVAILABLE"), "{secret:?}");
         assert!(message.ends_with(": DOCKERHUB_CREDENTIALS") && message.contains("wrangler secret put"), "{message}");
     }
     // A client with its own credentials uses them: no secret is read.
     let own = step(&Request { authorization: true, ..anon }, None);
-    assert_eq!(fetch(&own).authorization, None);
+    assert_eq!((fetch(&own).authorization.as_deref(), fetch(&own).credentials), (None, false));
     // An anonymous OAuth2 form gets the account's username and password; a
     // form with a username of its own keeps it.
     let form = "grant_type=password&scope=repository%3Abusybox%3Apull&service=s";
     let token_url = format!("{M}/token");
-    let post = Request { body: Some(form), secret: Secret::Value("u%3Ap%26w"), ..Request::new("POST", &token_url) };
+    let post = Request { body: Some(form), secret: Secret::Value("u:p&w"), ..Request::new("POST", &token_url) };
     let a = step(&post, None);
-    assert_eq!(fetch(&a).form.as_deref(), Some("grant_type=password&scope=repository:library/busybox:pull&service=registry.docker.io&username=u&password=p%26w"));
-    assert_eq!(fetch(&a).authorization, None);
+    assert_eq!(fetch(&a).form.as_deref(), Some("grant_type=password&scope=repository:library/busybox:pull&service=registry.docker.io"));
+    assert_eq!((fetch(&a).authorization.as_deref(), fetch(&a).credentials), (None, true), "the entry appends username and password");
     let mine = "grant_type=password&username=me&password=pw&scope=repository%3Abusybox%3Apull";
     let a = step(&Request { body: Some(mine), ..post }, None);
     assert_eq!(fetch(&a).form.as_deref(), Some("grant_type=password&username=me&password=pw&scope=repository:library/busybox:pull"));
+    assert!(!fetch(&a).credentials);
     // No secret on a route without credentials.
     let a = req("GET", "https://gcr.mirror.example.com/token?scope=repository:app:pull");
     assert!(matches!(a, Action::Fetch(_) | Action::Reply(_)));
@@ -147,7 +152,7 @@ fn passed_redirects_point_back_at_the_mirror_when_they_stay_on_the_upstream() {
     ];
     for (loc, want) in cases {
         match step(&r, Some(&up(Phase::Api, 307, "", loc))) {
-            Action::Relay { location: Some(l), challenges: None, body: None, source: None, held: false } => assert_eq!(l, want, "{loc}"),
+            Action::Relay { location: Some(l), challenges: None, error: None, source: None, held: false } => assert_eq!(l, want, "{loc}"),
             other => panic!("{loc}: {other:?}"),
         }
     }
@@ -173,29 +178,64 @@ fn says_what_each_request_was_about_for_its_log_line() {
     let r = Request { authorization: true, ..Request::new("GET", &url) };
     let (action, about) = step_logged(&r, None);
     assert_eq!(fetch(&action).resume & RESUME_ALL, 0);
-    assert_eq!(about.as_deref(), Some(r#""route":"docker","kind":"blob","repository":"library/busybox""#));
+    assert_eq!(about.as_deref(), Some("docker\tblob\t\tlibrary/busybox"));
     // A local answer says it too; so does a relay after a fetch came back.
     let evil = format!("{M}/v2/evil/x/manifests/1");
     let local = Request::new("GET", &evil);
     let (action, about) = step_logged(&local, None);
     assert_eq!(answered(&action).0, 403);
-    assert_eq!(about.as_deref(), Some(r#""route":"docker","kind":"manifest","repository":"evil/x""#));
+    assert_eq!(about.as_deref(), Some("docker\tmanifest\t\tevil/x"));
     let (action, about) = step_logged(&r, Some(&up(Phase::Api, 401, "Bearer realm=\"https://auth.docker.io/token\"", "")));
     assert!(matches!(action, Action::Relay { challenges: Some(_), .. }));
-    assert_eq!(about.as_deref(), Some(r#""route":"docker","kind":"blob","repository":"library/busybox""#));
+    assert_eq!(about.as_deref(), Some("docker\tblob\t\tlibrary/busybox"));
     // A token request with the account's secret: neither reading the secret
     // nor the fetch that carries it says anything of it.
     let url = format!("{M}/token?scope=repository:busybox:pull");
     let (action, about) = step_logged(&Request::new("GET", &url), None);
     assert!(matches!(action, Action::ReadSecret(_)) && about.is_none(), "reading a secret does not end the request");
-    let t = Request { secret: Secret::Value("u%3Asecret-token"), ..Request::new("GET", &url) };
+    let t = Request { secret: Secret::Value("u:secret-token"), ..Request::new("GET", &url) };
     let (action, about) = step_logged(&t, None);
     assert!(matches!(action, Action::Fetch(_)));
+    assert!(!format!("{action:?}").contains("secret-token"), "the secret is the entry's to present");
     let about = about.expect("what the fetch is about");
-    assert_eq!(about, r#""route":"docker","kind":"token","repository":"busybox""#);
-    assert!(!about.contains("secret-token") && !about.contains("dTpz"));
-    // A repository name that needs escaping in JSON comes escaped.
-    let q = format!("{M}/token?scope=repository%3Amyorg%2F%22x%5C%3Apull");
+    assert_eq!(about, "docker\ttoken\t\tbusybox");
+    // A repository name the entry escapes for JSON (tests/e2e) comes as it
+    // is, but for control bytes, which would end a field.
+    let q = format!("{M}/token?scope=repository%3Amyorg%2F%22x%5C%09y%3Apull");
     let (_, about) = step_logged(&Request { authorization: true, ..Request::new("GET", &q) }, None);
-    assert!(about.is_some_and(|a| a.ends_with(r#""repository":"myorg/\"x\\""#)), "escaped");
+    assert_eq!(about.as_deref(), Some("docker\ttoken\t\tmyorg/\"x\\?y"));
+}
+
+#[test]
+fn a_fallback_presents_its_own_credentials_never_the_routes_or_the_clients() {
+    let url = format!("{M}/v2/busybox/manifests/1");
+    let c = Request { authorization: true, ..Request::new("GET", &url) };
+    // Docker Hub (with an account of its own) throttles: the first fallback,
+    // a copy under a path, pulled with an account of its own.
+    let (a, about) = step_logged(&c, Some(&up(Phase::Api, 429, "", "")));
+    let f = fetch(&a);
+    assert_eq!(f.url, "https://backup.example/v2/mirror/library/busybox/manifests/1");
+    assert!(f.anonymous && !f.credentials && f.authorization.is_none());
+    assert_eq!(about.as_deref(), Some("docker\tmanifest\tbackup.example\tlibrary/busybox"), "the log names the source");
+    let trail = f.trail.clone();
+    // It challenges: its secret is read (not Docker Hub's), then presented
+    // on the mirror's token request, which carries nothing of the client's.
+    let ch = "Bearer realm=\"https://backup.example/auth\",service=\"backup\"";
+    let at_401 = Upstream { www_authenticate: ch, trail: &trail, ..up(Phase::Fallback, 401, "", "") };
+    assert_eq!(step(&c, Some(&at_401)), Action::ReadSecret("BACKUP_CREDENTIALS"));
+    let t = step(&Request { secret: Secret::Value("bot:pw"), ..c }, Some(&at_401));
+    let t = fetch(&t);
+    assert_eq!(t.url, "https://backup.example/auth?scope=repository:mirror/library/busybox:pull&service=backup");
+    assert!(t.credentials && !t.client_headers && t.authorization.is_none());
+    // Its secret unset: that fallback is passed over (no 503: the client's
+    // answer is the route's own or another fallback's), and the next one,
+    // a route of its own, is asked with its mapping (gcr.io's repository).
+    let g = step(&Request { secret: Secret::Unset, ..c }, Some(&at_401));
+    assert_eq!(fetch(&g).url, "https://gcr.io/v2/my-project/busybox/manifests/1");
+    assert!(fetch(&g).trail.ends_with("4,"), "{}", fetch(&g).trail);
+    let (_, about) = step_logged(&Request { secret: Secret::Unset, ..c }, Some(&at_401));
+    assert_eq!(about.as_deref(), Some("docker\tmanifest\tgcr.io\tlibrary/busybox"));
+    // A fallback only: no request selects it.
+    assert_eq!(by_registry("backup.example"), None);
+    assert!(by_registry("gcr.io").is_some());
 }

@@ -4,7 +4,9 @@
 //! keys the shipped table does not use are tested in tests/every_key.rs).
 
 use edge_mirror::location::origin;
-use edge_mirror::plan::{split_url, step, Action, Fetch, Phase, Reply, Request, Upstream, MAX_FORM, MAX_URL, RESUME_401, RESUME_429, RESUME_ALL};
+use edge_mirror::messages::Msg;
+use edge_mirror::oci::error_body;
+use edge_mirror::plan::{split_url, step, Action, Fetch, Phase, Request, Upstream, MAX_FORM, MAX_URL, RESUME_401, RESUME_429, RESUME_5XX, RESUME_ALL};
 use edge_mirror::routes::{by_host, by_name, by_registry, get, routes};
 
 fn request<'a>(method: &'a str, url: &'a str) -> Request<'a> {
@@ -26,26 +28,25 @@ fn forwarded(a: &Action) -> (&str, bool) {
     let f = fetch(a);
     assert_eq!(f.phase, Phase::Api);
     assert!(f.client_headers && f.form.is_none() && f.authorization.is_none());
-    (f.url.as_str(), f.method == "HEAD")
+    (f.url.as_str(), f.head)
 }
 
-/// (status, OCI code) of a local answer.
+/// (status, OCI code) of a local answer, as the entry writes it.
 fn answered(a: &Action) -> (u16, String) {
     match a {
-        Action::Reply(r) => {
-            let code = match &r.body {
-                Some(j) => j.split('"').nth(5).unwrap_or("").to_string(),
-                None => "page".to_string(),
-            };
-            (r.status, code)
-        }
+        Action::Reply(r) => (r.status(), r.msg.code().as_str().to_string()),
+        Action::Page => (200, "page".to_string()),
         other => panic!("expected a local answer, got {other:?}"),
     }
 }
 
+/// The message of a local answer's error body, as the entry writes it.
 fn message(a: &Action) -> String {
     match a {
-        Action::Reply(Reply { body: Some(j), .. }) => j.split('"').nth(9).unwrap_or("").to_string(),
+        Action::Reply(r) => {
+            let body = error_body(r.msg, &r.subject);
+            body.split('"').nth(9).unwrap_or("").to_string()
+        }
         other => panic!("expected an error body, got {other:?}"),
     }
 }
@@ -56,7 +57,7 @@ fn upstream(phase: Phase, status: u16, www_authenticate: &'static str, location:
 
 fn relayed_challenge(a: Action) -> String {
     match a {
-        Action::Relay { challenges: Some(c), location: None, body: None, source: None, held: false } => c,
+        Action::Relay { challenges: Some(c), location: None, error: None, source: None, held: false } => c,
         other => panic!("expected a relayed challenge, got {other:?}"),
     }
 }
@@ -86,9 +87,13 @@ fn forwards_with_library_query_and_method_kept() {
         let (got, got_head) = forwarded(&p);
         assert_eq!(got, want, "{method} {url}");
         assert_eq!(got_head, head, "{method} {url}");
-        // Routes that follow let the runtime follow; a 401 and a 429 come back.
+        // Routes that follow let the runtime follow; a 401 and a 429 come
+        // back, and on Docker Hub's route (which has fallbacks) a manifest or
+        // blob's 502-504 too.
         let f = fetch(&p);
-        assert!(f.follow && f.resume == RESUME_401 | RESUME_429, "{method} {url}");
+        let fallbacks = want.starts_with("https://registry-1.docker.io") && (want.contains("/manifests/") || want.contains("/blobs/"));
+        let resume = RESUME_401 | RESUME_429 | if fallbacks { RESUME_5XX } else { 0 };
+        assert!(f.follow && f.resume == resume, "{method} {url}");
     }
 }
 
@@ -177,37 +182,39 @@ fn upstream_401_gets_the_mirror_realm_and_the_clients_names() {
 }
 
 #[test]
-fn upstream_429_says_which_limit_and_keeps_the_upstreams_body() {
-    let url = "https://docker.mirror.example.com/v2/busybox/manifests/latest";
-    let pull = "%7B%22errors%22%3A%5B%7B%22code%22%3A%22TOOMANYREQUESTS%22%2C%22message%22%3A%22You%20have%20reached%20your%20unauthenticated%20pull%20rate%20limit.%22%7D%5D%7D";
+fn upstream_429_says_which_limit_in_front_of_the_upstreams_errors() {
+    // (A route without fallbacks: tests/fallback.rs has the others.)
+    let url = "https://ghcr.mirror.example.com/v2/o/i/manifests/latest";
+    // Docker Hub's pull limit (its body as the entry reads it): the message
+    // says so and names the route's registry; the entry puts it in front of
+    // the upstream's own errors (tests/e2e/test_protocol.py).
+    let pull = r#"{"errors":[{"code":"TOOMANYREQUESTS","message":"You have reached your unauthenticated pull rate limit."}]}"#;
     let up = Upstream { body: pull, ..upstream(Phase::Api, 429, "", "") };
-    let Action::Relay { body: Some(body), challenges: None, location: None, source: None, held: false } = step(&request("GET", url), Some(&up)) else { panic!() };
-    assert!(body.starts_with("{\"errors\":[{\"code\":\"TOOMANYREQUESTS\",\"message\":\"the registry's pull rate limit for this mirror"), "{body}");
-    assert!(body.contains("a credentials secret, of a paid account, lifts it"), "{body}");
-    assert!(body.ends_with("{\"code\":\"TOOMANYREQUESTS\",\"message\":\"You have reached your unauthenticated pull rate limit.\"}]}"), "{body}");
-    // Not the pull-rate limit, and not JSON: the upstream's text as the detail.
-    let up = Upstream { body: "Too%20Many%20Requests%0A", ..upstream(Phase::Api, 429, "", "") };
-    let Action::Relay { body: Some(body), .. } = step(&request("GET", url), Some(&up)) else { panic!() };
-    assert_eq!(
-        body,
-        "{\"errors\":[{\"code\":\"TOOMANYREQUESTS\",\"message\":\"the registry is limiting requests from this mirror's address; retry after Retry-After: docker.io\",\"detail\":\"Too Many Requests\\n\"}]}"
-    );
+    let a = step(&request("GET", url), Some(&up));
+    assert_eq!(a, Action::Relay { challenges: None, location: None, error: Some((Msg::PullLimit, "ghcr.io".into())), source: None, held: false });
+    assert!(Msg::PullLimit.text().contains("a credentials secret, of a paid account, lifts it"));
+    // Not the pull-rate limit (another limit, or no body at all).
+    for body in ["Too Many Requests\n", ""] {
+        let up = Upstream { body, ..upstream(Phase::Api, 429, "", "") };
+        let Action::Relay { error: Some((msg, _)), .. } = step(&request("GET", url), Some(&up)) else { panic!() };
+        assert_eq!((msg, msg.code().as_str()), (Msg::AddressLimit, "TOOMANYREQUESTS"));
+    }
     // The token endpoint's own 429 gets the same treatment.
     let up = Upstream { body: pull, ..upstream(Phase::Token, 429, "", "") };
     let a = step(&request("GET", "https://docker.mirror.example.com/token?scope=repository:busybox:pull"), Some(&up));
-    assert!(matches!(a, Action::Relay { body: Some(b), .. } if b.contains("pull rate limit")));
+    assert!(matches!(a, Action::Relay { error: Some((Msg::PullLimit, _)), .. }));
 }
 
 #[test]
 fn failed_fetches_become_502_or_504_naming_the_upstream() {
-    let url = "https://docker.mirror.example.com/v2/busybox/manifests/latest";
+    let url = "https://ghcr.mirror.example.com/v2/o/i/manifests/latest";
     let cases = [
-        ("TimeoutError%3A%20The%20operation%20was%20aborted%20due%20to%20timeout", 504, "the upstream registry did not answer in time: https://registry-1.docker.io"),
+        ("TimeoutError: The operation was aborted due to timeout", 504, "the upstream registry did not answer in time: https://ghcr.io"),
         // Only the entry's header timeout is a 504; any other abort is a failed fetch.
-        ("AbortError%3A%20The%20operation%20was%20aborted", 502, "the upstream registry could not be reached, or redirected to a URL that cannot be fetched: https://registry-1.docker.io"),
-        ("TypeError%3A%20Too%20many%20redirects.http%3A%2F%2Fa", 502, "the upstream redirected too many times: https://registry-1.docker.io"),
-        ("Error%3A%20Network%20connection%20lost.", 502, "the upstream registry could not be reached, or redirected to a URL that cannot be fetched: https://registry-1.docker.io"),
-        ("", 502, "the upstream registry could not be reached, or redirected to a URL that cannot be fetched: https://registry-1.docker.io"),
+        ("AbortError: The operation was aborted", 502, "the upstream registry could not be reached, or redirected to a URL that cannot be fetched: https://ghcr.io"),
+        ("TypeError: Too many redirects.http://a", 502, "the upstream redirected too many times: https://ghcr.io"),
+        ("Error: Network connection lost.", 502, "the upstream registry could not be reached, or redirected to a URL that cannot be fetched: https://ghcr.io"),
+        ("", 502, "the upstream registry could not be reached, or redirected to a URL that cannot be fetched: https://ghcr.io"),
     ];
     for (error, status, msg) in cases {
         let up = Upstream { error, ..upstream(Phase::Api, 0, "", "") };
@@ -231,7 +238,7 @@ fn ping_is_answered_locally_when_the_realm_is_known() {
     ] {
         match req("GET", url) {
             Action::Reply(r) => {
-                assert_eq!(r.status, 401);
+                assert_eq!(r.status(), 401);
                 assert!(r.challenge.as_deref().is_some_and(|c| c.starts_with(&format!("Bearer realm=\"{realm}\",service="))), "{url}: {r:?}");
             }
             other => panic!("{other:?}"),
@@ -259,9 +266,14 @@ fn the_page_lists_every_clients_configuration_for_the_tables_hosts() {
         "# /etc/containerd/certs.d/registry.k8s.io/hosts.toml\nserver = \"https://registry.k8s.io\"\n[host.\"https://mirror.example.com\"]\n  capabilities = [\"pull\", \"resolve\"]",
         "[[registry]]\nlocation = \"ghcr.io\"\n[[registry.mirror]]\nlocation = \"mirror.example.com/ghcr.io\"",
         "  \"quay.io\":\n    endpoint:\n      - \"https://mirror.example.com\"",
+        // Each route's fallbacks, in order.
+        "<td>docker.io</td><td><code>docker pull mirror.example.com/busybox</code></td><td>mirror.gcr.io, ecr-public-library</td>",
+        "<td>ghcr.io</td><td><code>docker pull ghcr.mirror.example.com/OWNER/IMAGE</code></td><td></td>",
     ] {
         assert!(html.contains(want), "the page lacks {want:?}");
     }
+    // Routes that are only fallbacks are not pulled from by name.
+    assert!(!html.contains("docker pull mirror.gcr.io") && !html.contains("certs.d/mirror.gcr.io"));
 }
 
 #[test]
@@ -269,8 +281,8 @@ fn token_get_goes_to_the_table_realm_with_scopes_rewritten() {
     let a = req("GET", "https://docker.mirror.example.com/token?scope=repository:busybox:pull&scope=repository%3Ateam%2Fapp%3Apull,push&service=registry.docker.io");
     let f = fetch(&a);
     assert_eq!(f.url, "https://auth.docker.io/token?scope=repository:library/busybox:pull&scope=repository:team/app:pull&service=registry.docker.io");
-    assert_eq!((f.method, f.phase, f.client_headers, f.follow, f.resume, f.form.as_deref()), ("GET", Phase::Token, true, true, RESUME_429, None));
-    assert_eq!(f.authorization, None, "no credentials on this route");
+    assert_eq!((f.head, f.phase, f.client_headers, f.follow, f.resume, f.form.as_deref()), (false, Phase::Token, true, true, RESUME_429, None));
+    assert_eq!((f.authorization.as_deref(), f.credentials), (None, false), "no credentials on this route");
     // A realm with a query of its own gets '&'.
     let a = req("GET", "https://ecr.mirror.example.com/token?scope=repository:a/b:pull");
     assert_eq!(fetch(&a).url, "https://public.ecr.aws/token/?scope=repository:a/b:pull");
@@ -311,7 +323,7 @@ fn token_post_reads_the_form_then_posts_it_rewritten() {
     let form = "grant_type=password&username=u&password=p%26q&scope=repository%3Abusybox%3Apull+repository%3Aa%2Fb%3Apull%2Cpush&service=registry.docker.io";
     let a = step(&Request { body: Some(form), ..request("POST", url) }, None);
     let f = fetch(&a);
-    assert_eq!((f.method, f.url.as_str(), f.phase), ("POST", "https://auth.docker.io/token", Phase::Token));
+    assert_eq!((f.form.is_some(), f.url.as_str(), f.phase), (true, "https://auth.docker.io/token", Phase::Token));
     assert_eq!(
         f.form.as_deref(),
         Some("grant_type=password&username=u&password=p%26q&scope=repository:library/busybox:pull%20repository:a/b:pull&service=registry.docker.io")
@@ -397,7 +409,8 @@ fn every_fetch_goes_to_a_table_host() {
                     let url = format!("https://{h}{p}{q}");
                     let r = Request { body: Some("scope=x"), ..request(m, &url) };
                     match step(&r, None) {
-                        Action::Reply(r) => assert!((400..500).contains(&r.status) || r.body.is_none(), "{m} {url}: {}", r.status),
+                        Action::Reply(r) => assert!((400..500).contains(&r.status()), "{m} {url}: {}", r.status()),
+                        Action::Page => {}
                         Action::Fetch(f) => {
                             let o = origin(&f.url);
                             let ok = routes().any(|r| origin(r.upstream) == o || r.realm.map(origin) == Some(o));

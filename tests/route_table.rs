@@ -59,10 +59,16 @@ insecure = true
 
     let shipped = parse(include_str!("../routes.toml")).expect("shipped table parses").routes;
     let names: Vec<&str> = shipped.iter().map(|r| r.name.as_str()).collect();
-    assert_eq!(names, ["docker", "quay", "gcr", "k8s-gcr", "k8s", "ghcr", "cloudsmith", "ecr"]);
-    assert!(shipped.iter().all(|r| r.hosts.iter().all(|h| h == "mirror.example.com" || h.ends_with(".mirror.example.com"))));
+    assert_eq!(names, ["docker", "mirror-gcr", "ecr-library", "quay", "gcr", "k8s-gcr", "k8s", "ghcr", "cloudsmith", "ecr"]);
+    // Docker Hub's two public copies are fallbacks only: no hosts, named by
+    // Docker Hub's route, in order.
+    let (fallbacks, served): (Vec<_>, Vec<_>) = shipped.iter().partition(|r| r.hosts.is_empty());
+    assert_eq!(fallbacks.iter().map(|r| r.registry.as_str()).collect::<Vec<_>>(), shipped[0].fallback);
+    assert_eq!(shipped[0].fallback, ["mirror.gcr.io", "ecr-public-library"]);
+    assert!(fallbacks.iter().all(|r| r.library && r.prefix.is_none()));
+    assert!(served.iter().all(|r| r.hosts.iter().all(|h| h == "mirror.example.com" || h.ends_with(".mirror.example.com"))));
     // Both styles: every route on the shared host with its own prefix, and on a host of its own.
-    assert!(shipped.iter().all(|r| r.hosts[0] == "mirror.example.com" && r.hosts.len() == 2 && r.prefix.as_deref() == Some(r.registry.as_str())));
+    assert!(served.iter().all(|r| r.hosts[0] == "mirror.example.com" && r.hosts.len() == 2 && r.prefix.as_deref() == Some(r.registry.as_str())));
     assert!(shipped.iter().all(|r| r.upstream.starts_with("https://")));
 }
 
@@ -220,6 +226,47 @@ fn errors_name_the_line_and_the_fix() {
         ("upstream = \"https://x\"\n", 1, "unknown top-level key \"upstream\"; only domain, page, log, log_client may stand above the first [routes.NAME]"),
         ("[[routes]]\n", 1, "arrays of tables ([[...]]) are not used here; declare each route as [routes.NAME]"),
         ("# nothing\n", 1, "the table declares no routes; add a [routes.NAME] section with hosts and upstream"),
+        // Fallbacks: other routes of the table, by registry, each once.
+        (
+            "[routes.a]\nhosts = [\"a.test\"]\nupstream = \"https://a.io\"\nfallback = [\"b.io\", \"c.io\"]\n[routes.b]\nupstream = \"https://b.io\"\n",
+            4,
+            "fallback \"c.io\" names no route of this table; name another route by its registry (b.io), or add a [routes.NAME] with registry = \"c.io\"",
+        ),
+        (
+            "[routes.a]\nhosts = [\"a.test\"]\nupstream = \"https://a.io\"\nfallback = [\n  \"a.io\",\n]\n",
+            5,
+            "fallback \"a.io\" is route \"a\"'s own registry; a route cannot fall back to itself, name another route's registry",
+        ),
+        (
+            "[routes.a]\nhosts = [\"a.test\"]\nupstream = \"https://a.io\"\nfallback = [\"b.io\", \"b.io\"]\n[routes.b]\nupstream = \"https://b.io\"\n",
+            4,
+            "fallback \"b.io\" is listed twice in route \"a\"; remove one",
+        ),
+        (
+            "[routes.a]\nhosts = [\"a.test\"]\nupstream = \"https://a.io\"\nfallback = \"b.io\"\n",
+            4,
+            "fallback must be an array of other routes' registry names, like [\"mirror.gcr.io\"], found a string",
+        ),
+        (
+            "[routes.a]\nhosts = [\"a.test\"]\nupstream = \"https://a.io\"\nfallback = [\"1.io\", \"2.io\", \"3.io\", \"4.io\", \"5.io\", \"6.io\", \"7.io\", \"8.io\", \"9.io\"]\n\
+             [routes.r1]\nupstream = \"https://1.io\"\n[routes.r2]\nupstream = \"https://2.io\"\n[routes.r3]\nupstream = \"https://3.io\"\n\
+             [routes.r4]\nupstream = \"https://4.io\"\n[routes.r5]\nupstream = \"https://5.io\"\n[routes.r6]\nupstream = \"https://6.io\"\n\
+             [routes.r7]\nupstream = \"https://7.io\"\n[routes.r8]\nupstream = \"https://8.io\"\n[routes.r9]\nupstream = \"https://9.io\"\n",
+            4,
+            "route \"a\" names 9 fallbacks; at most 8 (each one tried costs up to three subrequests)",
+        ),
+        // A route only a fallback may reach has no use for a prefix; one
+        // without hosts that nobody names reaches nothing.
+        (
+            "[routes.a]\nhosts = [\"a.test\"]\nupstream = \"https://a.io\"\nfallback = [\"b.io\"]\n[routes.b]\nupstream = \"https://b.io\"\nprefix = \"b.io\"\n",
+            7,
+            "route \"b\" has a prefix but no hosts, so no request can select it by prefix; add hosts, or remove the prefix",
+        ),
+        (
+            "[routes.a]\nhosts = [\"a.test\"]\nupstream = \"https://a.io\"\nfallback = [\"b.io\"]\n[routes.b]\nupstream = \"https://b.io\"\n[routes.c]\nupstream = \"https://c.io\"\n",
+            7,
+            "route \"c\" has no hosts; add hosts = [\"NAME.mirror.example.com\"] (or default = true, or name its registry \"c.io\" in another route's fallback)",
+        ),
     ];
     let wrong: Vec<String> = cases
         .iter()
@@ -453,6 +500,8 @@ fn the_compiled_table_reads_back_as_written() {
         assert_eq!((r.library, r.follow_redirects), (spec.library, spec.follow_redirects));
         let allow: Vec<&str> = r.allow.iter().map(|p| p.get()).collect();
         assert_eq!(allow, spec.allow);
+        let fallback: Vec<&str> = r.fallback.iter().map(|&i| compiled[usize::from(i)].registry).collect();
+        assert_eq!(fallback, spec.fallback, "{}", spec.name);
         assert_eq!(r.hosts.len(), spec.hosts.len(), "{}", spec.name);
         for (h, want) in r.hosts.iter().zip(&spec.hosts) {
             assert!(h.is(want) && h.is(&want.to_ascii_uppercase()), "{} {want}", spec.name);

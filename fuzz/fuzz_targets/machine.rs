@@ -1,115 +1,211 @@
 //! The request state machine, driven through its transitions at the wire
-//! level (the text src/edge.js exchanges with it): a request, then upstream
-//! answers chosen by the fuzzer for every fetch it plans.
+//! level (the bytes src/edge.js exchanges with it, built as the entry builds
+//! them): a request, then upstream answers chosen by the fuzzer for every
+//! fetch it plans, over the shipped table (Docker Hub's route has fallbacks).
 //!
 //! Properties, at every step:
-//! - every fetched URL's origin is a compiled upstream or realm, or the realm
-//!   an upstream's own challenge named during discovery;
-//! - the client's headers (Authorization among them) are planned only for a
-//!   route's upstream (API requests), a route's realm or that discovered
-//!   realm (token requests), never for the discovery request itself;
+//! - every fetched URL's origin is a compiled upstream or realm, or a realm
+//!   an upstream's own challenge named: during discovery (the route's) or to
+//!   a fallback asked for a manifest or blob (that fallback's);
+//! - the client's Authorization is planned only for a route's own upstream
+//!   (API requests) and its realm (token requests): never for a fallback,
+//!   its token request or a discovery request, which carry no Authorization
+//!   of the client's; the mirror's own Authorization on a fallback is only
+//!   the token that fallback's realm gave; a secret is presented (the
+//!   CREDENTIALS bit) only on a token request;
+//! - no action carries the secret's value;
 //! - local answers are 4xx (or the page), 5xx only after an upstream answer;
 //! - relayed challenges carry only the mirror's realm; a relayed Location is
 //!   absolute http(s).
 //!
-//! Input: a flags byte, then NUL-separated fields: method, URL, body, and
-//! (status, WWW-Authenticate, Location) per upstream answer.
+//! Input: a flags byte, then NUL-separated fields: method, URL, body, then
+//! (status, WWW-Authenticate, third, upstream body) per upstream answer.
 #![no_main]
 use edge_mirror::challenge::{bearer_realm, parse};
 use edge_mirror::location::{origin, resolve};
+use edge_mirror::messages::Msg;
 use edge_mirror::routes::routes;
-use edge_mirror::wire::step;
+use edge_mirror::wire::{step, ANONYMOUS, CLIENT_HEADERS, CREDENTIALS, IN_HEADER};
 use libfuzzer_sys::fuzz_target;
 
-fn line(s: &str) -> String {
-    s.replace(['\n', '\r'], " ")
+const SECRET: &str = "canary-user:canary-secret-9f31";
+
+#[derive(Default)]
+struct In {
+    flags: u8,
+    method: u8,
+    phase: u8,
+    status: u16,
+    fields: [String; 7],
+}
+
+impl In {
+    fn bytes(&self) -> Vec<u8> {
+        let mut out = vec![self.flags, self.method, self.phase, 0];
+        out.extend_from_slice(&self.status.to_le_bytes());
+        for f in &self.fields {
+            out.extend_from_slice(&(f.len().min(0xffff) as u16).to_le_bytes());
+        }
+        assert_eq!(out.len(), IN_HEADER);
+        for f in &self.fields {
+            out.extend_from_slice(f.as_bytes());
+        }
+        out
+    }
+}
+
+struct Out {
+    op: u8,
+    arg: u8,
+    num: u16,
+    fields: Vec<String>,
+}
+
+fn decode(b: &[u8]) -> Out {
+    let mut fields = Vec::new();
+    let mut i = 4;
+    while i < b.len() {
+        let n = usize::from(b[i]) | usize::from(b[i + 1]) << 8;
+        fields.push(String::from_utf8(b[i + 2..i + 2 + n].to_vec()).expect("fields are UTF-8"));
+        i += 2 + n;
+    }
+    assert_eq!(i, b.len(), "fields end where the action does");
+    Out { op: b[0], arg: b[1], num: u16::from_le_bytes([b[2], b[3]]), fields }
 }
 
 fuzz_target!(|data: &[u8]| {
     let Some((&flags, rest)) = data.split_first() else { return };
     let Ok(s) = std::str::from_utf8(rest) else { return };
     let mut f = s.split('\0');
-    let method = line(f.next().unwrap_or("GET"));
-    let url = line(f.next().unwrap_or(""));
+    let method = match f.next().unwrap_or("GET") {
+        "GET" => 0,
+        "HEAD" => 1,
+        "POST" => 2,
+        _ => 3,
+    };
+    let mut input = In { flags: flags & 3, method, ..In::default() };
+    input.fields[0] = f.next().unwrap_or("").to_string();
     let body = f.next().unwrap_or("").to_string();
-    let base = format!("{}\n{method}\n{url}\n", flags % 4);
     let mut allowed: Vec<String> = routes()
         .flat_map(|r| [Some(r.upstream), r.realm])
         .flatten()
         .map(|u| origin(u).to_ascii_lowercase())
         .collect();
-    let mut tail = String::new();
-    let mut secret = String::new();
-    let mut out = step(&format!("{base}\n\n\n\n"), "");
-    let mut answered = false;
+    let upstreams: Vec<String> = routes().map(|r| origin(r.upstream).to_ascii_lowercase()).collect();
+    let realms: Vec<String> = routes().filter_map(|r| r.realm).map(|u| origin(u).to_ascii_lowercase()).collect();
     let mut discovered: Option<String> = None;
-    for _ in 0..8 {
-        let mut parts = out.split('\n');
-        let head = parts.next().unwrap_or("");
-        match head.as_bytes().first() {
-            Some(b'A') => {
-                let status: u16 = head[1..].parse().expect("status");
-                // 503: a route's credentials secret is not set (the fuzzer never sets one).
+    let mut fallback_realms: Vec<String> = Vec::new();
+    let mut tokens: Vec<String> = Vec::new();
+    let mut answered = false;
+    let mut out = decode(&step(&input.bytes(), ""));
+    for _ in 0..12 {
+        // (Unless the request itself carries that text: then a form or URL may.)
+        assert!(s.contains("canary-secret") || !out.fields.iter().any(|x| x.contains("canary-secret")), "an action carries the secret");
+        match out.op {
+            b'A' => {
+                let msg = Msg::from_number(usize::from(out.arg)).expect("a message of the table");
+                let status = msg.status();
+                // 503: a route's credentials secret is not set or not user:token.
                 let ok = (400..500).contains(&status) || status == 503 || (answered && matches!(status, 502 | 504));
-                assert!(ok, "{status} for {base:?} {out:?}");
-                let body = parts.nth(4).unwrap_or("");
-                assert!(body.starts_with("{\"errors\":[{\"code\":\""), "{out:?}");
+                assert!(ok, "{status} for {:?}", input.fields[0]);
+                assert_eq!(out.fields.len(), 5);
                 return;
             }
-            Some(b'P') => return,
-            Some(b'B') => {
-                tail = format!("\n{body}");
-                out = step(&format!("{base}\n\n\n{secret}\n{tail}"), "");
+            b'P' => return,
+            b'B' => {
+                input.flags |= 4;
+                input.fields[6] = body.clone();
             }
-            Some(b'E') => {
-                secret = "-".to_string();
-                out = step(&format!("{base}\n\n\n{secret}\n{tail}"), "");
+            b'E' => {
+                // Set (the canary) or not, as the fuzzer's flags say.
+                input.flags = input.flags & !24 | if flags & 8 != 0 { 24 } else { 8 };
+                input.fields[4] = if flags & 8 != 0 { SECRET.to_string() } else { String::new() };
             }
-            Some(b'F') => {
-                let bits: u32 = head[1..].parse().expect("bits");
-                let phase = parts.next().unwrap_or("");
-                let _method = parts.next();
-                let target = parts.next().unwrap_or("");
-                let authorization = parts.next().unwrap_or("");
+            b'F' => {
+                let bits = out.num;
+                let phase = out.arg;
+                let target = &out.fields[0];
+                let authorization = &out.fields[1];
                 let o = origin(target).to_ascii_lowercase();
-                assert!(allowed.contains(&o), "fetch outside the table: {target} for {base:?}");
-                if bits & 1 != 0 || !authorization.is_empty() {
+                assert!(allowed.contains(&o), "fetch outside the table: {target}");
+                if bits & CLIENT_HEADERS != 0 && bits & ANONYMOUS == 0 {
+                    // The client's Authorization goes only to its route's upstream or realm.
                     let own = match phase {
-                        "a" => routes().any(|r| origin(r.upstream).eq_ignore_ascii_case(&o)),
-                        "t" => routes().any(|r| r.realm.is_some_and(|x| origin(x).eq_ignore_ascii_case(&o))) || discovered.as_deref() == Some(o.as_str()),
+                        b'a' => upstreams.contains(&o),
+                        b't' => realms.contains(&o) || discovered.as_deref() == Some(o.as_str()),
                         _ => false,
                     };
-                    assert!(own, "credentials planned for {target} in phase {phase:?}");
+                    assert!(own, "the client's headers planned for {target} in phase {}", char::from(phase));
+                }
+                match phase {
+                    b'f' | b'r' | b'k' | b'd' => assert!(bits & CLIENT_HEADERS == 0 || bits & ANONYMOUS != 0, "client Authorization on {target}"),
+                    _ => {}
+                }
+                match phase {
+                    b'r' => assert!(tokens.iter().any(|t| *authorization == format!("Bearer {t}")), "{authorization:?}"),
+                    b'f' | b'k' | b'd' => assert!(authorization.is_empty(), "{authorization:?} on {target}"),
+                    _ => {}
+                }
+                if bits & CREDENTIALS != 0 {
+                    assert!(matches!(phase, b't' | b'k'), "credentials on {target} in phase {}", char::from(phase));
+                    if phase == b'k' {
+                        assert!(fallback_realms.contains(&o) || realms.contains(&o), "fallback credentials to {target}");
+                    }
                 }
                 // The fuzzer answers.
                 let status: u16 = f.next().and_then(|s| s.trim().parse().ok()).unwrap_or(0) % 600;
-                let wa = line(f.next().unwrap_or(""));
-                let loc = line(f.next().unwrap_or(""));
+                let wa = f.next().unwrap_or("").to_string();
+                let third = f.next().unwrap_or("").to_string();
+                let upstream = f.next().unwrap_or("").to_string();
                 answered = true;
-                let resume = (bits >> 2) & 7;
-                let again = status == 0 || resume & 4 != 0 || (resume & 1 != 0 && status == 401) || (resume & 2 != 0 && (300..400).contains(&status));
+                let resume = (bits >> 2) & 0xff;
+                let again = status == 0
+                    || resume & 4 != 0
+                    || (resume & 1 != 0 && status == 401)
+                    || (resume & 2 != 0 && (300..400).contains(&status))
+                    || (resume & 16 != 0 && status == 429)
+                    || (resume & 32 != 0 && (502..=504).contains(&status))
+                    || (resume & 64 != 0 && status >= 400);
                 if !again {
                     return;
                 }
-                if phase == "d" {
-                    if let Some(realm) = bearer_realm(&wa) {
-                        let upstream = origin(target).to_string();
-                        if let Ok(r) = resolve(&format!("{upstream}/v2/"), &realm) {
-                            allowed.push(origin(&r).to_ascii_lowercase());
-                            discovered = Some(origin(&r).to_ascii_lowercase());
+                // Realms an upstream named: for discovery, and for a fallback's token.
+                if let Some(realm) = bearer_realm(&wa) {
+                    let base = format!("{}/v2/", origin(target));
+                    if let Ok(r) = resolve(&base, &realm) {
+                        let r = origin(&r).to_ascii_lowercase();
+                        match phase {
+                            b'd' => {
+                                allowed.push(r.clone());
+                                discovered = Some(r);
+                            }
+                            b'f' => {
+                                allowed.push(r.clone());
+                                fallback_realms.push(r);
+                            }
+                            _ => {}
                         }
                     }
                 }
-                let err = if status == 0 { "Error%3A%20x" } else { "" };
-                let third = if status == 0 { err.to_string() } else { loc };
-                out = step(&format!("{base}{phase}{status}\n{wa}\n{third}\n{secret}\nslow%20down{tail}"), "");
+                if phase == b'k' {
+                    if let Some(t) = edge_mirror::fallback::token(&upstream) {
+                        tokens.push(t.to_string());
+                    }
+                }
+                input.phase = phase;
+                input.status = status;
+                input.fields[1] = out.fields[5].clone();
+                input.fields[2] = if status == 401 { wa } else { String::new() };
+                input.fields[3] = third;
+                input.fields[5] = upstream;
+                // The secret goes to the calls before a fetch only.
+                input.flags &= !24;
+                input.fields[4].clear();
             }
-            Some(b'R') => {
-                let location = &head[1..];
-                let _log = parts.next();
-                let _body = parts.next();
+            b'R' | b'H' => {
+                let location = &out.fields[0];
                 assert!(location.is_empty() || location.starts_with("http://") || location.starts_with("https://"), "{location:?}");
-                for ch in parts {
+                for ch in out.fields[4].split('\n').filter(|c| !c.is_empty()) {
                     let list = parse(ch).expect("a relayed challenge parses");
                     for c in list.iter().filter(|c| c.is_bearer()) {
                         let realm = c.param("realm").expect("bearer realm");
@@ -120,9 +216,13 @@ fuzz_target!(|data: &[u8]| {
                         assert!(ok && (realm.starts_with("http://") || realm.starts_with("https://")), "{realm}");
                     }
                 }
+                if out.arg != 255 {
+                    assert!(Msg::from_number(usize::from(out.arg)).is_some());
+                }
                 return;
             }
-            _ => panic!("unknown action {out:?}"),
+            other => panic!("unknown action {other}"),
         }
+        out = decode(&step(&input.bytes(), ""));
     }
 });

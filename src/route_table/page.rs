@@ -41,8 +41,15 @@ pub fn index_html(table: &Table) -> String {
         if let Some(p) = &r.prefix {
             refs.extend(r.hosts.iter().take(1).map(|h| format!("{}/{}/{}", h, p, example)));
         }
+        // Where manifests and blobs come from when the upstream throttles or fails.
+        let fallback = e(&r.fallback.join(", "));
         for reference in &refs {
-            pulls.push_str(&format!("<tr><td>{}</td><td><code>docker pull {}</code></td></tr>\n", e(&r.registry), e(reference)));
+            pulls.push_str(&format!(
+                "<tr><td>{}</td><td><code>docker pull {}</code></td><td>{}</td></tr>\n",
+                e(&r.registry),
+                e(reference),
+                fallback
+            ));
         }
         let Some(first) = r.hosts.first() else { continue };
         if r.registry == "docker.io" {
@@ -79,7 +86,9 @@ pub fn index_html(table: &Table) -> String {
 <style>body{{font-family:sans-serif;max-width:50em;margin:2em auto;padding:0 1em}}\
 td{{padding:.3em 1em .3em 0}}code,pre{{background:#eee;padding:.1em .3em}}pre{{padding:.6em;overflow:auto}}</style></head>\
 <body><h1>Registry mirror</h1><p>Pull through this mirror by naming it in the image reference:</p>\
-<table><tr><th align=left>Registry</th><th align=left>Pull</th></tr>\n{}</table>\n{}\
+<table><tr><th align=left>Registry</th><th align=left>Pull</th><th align=left>Fallbacks</th></tr>\n{}</table>\n\
+<p>Fallbacks are other sources of the same images, asked in order for a manifest or blob when the registry \
+throttles the mirror or fails. A tag from a cache may lag the registry; a digest is exact.</p>\n{}\
 <h2>containerd, nerdctl, Kubernetes nodes (hosts.toml)</h2><pre>{}</pre>\n\
 <h2>Podman, Buildah, Skopeo (/etc/containers/registries.conf)</h2><pre>{}</pre>\n\
 <h2>k3s (/etc/rancher/k3s/registries.yaml)</h2><pre>{}</pre>\n</body></html>\n",
