@@ -244,7 +244,7 @@ function oci(m, subject, theirs) {
   const head = '{"errors":[{"code":"' + e[1] + '","message":' + JSON.stringify(subject === "" ? e[2] : e[2] + ": " + subject) +
     ',"detail":';
   if (theirs === undefined) return head + "null}]}";
-  const t = theirs.trim();
+  const t = theirs.trimStart();
   return t.startsWith('{"errors":[') && t.endsWith("}") ? head + "null}," + t.slice(11) : head + JSON.stringify(t) + "}]}";
 }
 
