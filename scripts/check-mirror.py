@@ -26,6 +26,11 @@ Redirects are followed as clients follow them (the Authorization header
 stays with the mirror's origin); a 401 with a new challenge gets a new
 token once, as clients do.
 
+A step answered by one of the route's fallbacks (the mirror asks them when
+the route's upstream throttles or fails) says so, with the mirror's
+X-Mirror-Source: which fallback, and what the upstream answered; the last
+line counts the steps each source answered.
+
 IMAGE is `[PREFIX/]NAME[:TAG][@DIGEST]`, as you would give it to `docker
 pull MIRROR/IMAGE`: a path prefix selects the route as it does for docker,
 and `--ns REGISTRY` selects it by name as containerd does (hosts.toml
@@ -175,6 +180,8 @@ class Check:
         self.n = 0
         self.requests = 0
         self.started = time.monotonic()
+        # Steps the mirror answered from a fallback: X-Mirror-Source of each.
+        self.fallbacks = []
         u = urllib.parse.urlsplit(a.url if "://" in a.url else "https://" + a.url)
         try:
             u.port
@@ -235,6 +242,10 @@ class Check:
         self.n += 1
         status = str(answer.status) if answer else "---"
         hops = "".join(f" -> {s} {self.short(loc)}" for s, loc in (answer.hops if answer else []))
+        source = answer.header("x-mirror-source") if answer else None
+        if source:
+            self.fallbacks.append(source)
+            detail = (detail + "  " if detail else "") + f"from fallback {source}"
         self.say(f"{self.n:>2} {step:<24} {method:<4} {self.short(path)}{hops}  {status}  {ms:.0f} ms"
                  + (f"  {self.short(detail)}" if detail else ""))
 
@@ -357,6 +368,18 @@ class Check:
         message = errs[0].get("message", "") if errs else ""
         text = answer.error_text()
         name = self.name
+
+        # The mirror asked the route's fallbacks and none had it: what each said.
+        tried = message.split("; fallbacks tried: ", 1)[1] if "; fallbacks tried: " in message else ""
+        if tried:
+            message = message.split("; fallbacks tried: ", 1)[0]
+            raise Failed(step, f"{s} from the route's upstream ({message.rsplit(': ', 1)[-1]}), and no fallback had it "
+                         f"either ({tried})",
+                         "the fallbacks are copies: a cache (mirror.gcr.io) has only the images it has cached and answers "
+                         "404 for the rest, ECR Public's copy only Docker's official images; a tag may lag. Pull by a name "
+                         "they carry, retry after the upstream's Retry-After, or give the route an account of its own "
+                         "(credentials = \"NAME\" and allow = [...], `npx wrangler secret put NAME`; README: "
+                         "\"Running a public mirror\")")
 
         if s == 429:
             retry = answer.header("retry-after")
@@ -647,6 +670,13 @@ class Check:
             self.blob("layer", layers[0], whole=False)
         took = (time.monotonic() - self.started) * 1000
         self.say(f"OK: the pull would succeed ({self.requests} requests, {took:.0f} ms)")
+        if self.fallbacks:
+            counts = {}
+            for source in self.fallbacks:
+                counts[source] = counts.get(source, 0) + 1
+            each = "; ".join(f"{n} from fallback {source}" for source, n in counts.items())
+            self.say(f"sources: {self.n - len(self.fallbacks)} steps from the mirror and the route's upstream, {each}: "
+                     "the route's upstream is throttling or failing, and the mirror is serving from its fallbacks")
 
 
 def main(argv=None):

@@ -44,13 +44,22 @@ REGISTRY = "127.0.0.1:15000"
 FRONT = "127.0.0.2:15001"
 TOKEN = "127.0.0.3:15002"
 CDN = "127.0.0.4:15003"
+THROTTLE = "127.0.0.5:15005"
+OPEN_FRONT = "127.0.0.6:15006"
+OPEN_REGISTRY = "127.0.0.1:15010"
 MIRROR_HOSTS = ["mirror.test", "docker.mirror.test", "ghcr.mirror.test", "pass.mirror.test", "down.mirror.test",
-                "private.mirror.test", "unset.mirror.test", "repo.mirror.test"]
+                "private.mirror.test", "unset.mirror.test", "repo.mirror.test",
+                "throttled.mirror.test", "downfb.mirror.test", "openfb.mirror.test", "allthrottled.mirror.test",
+                "liarfb.mirror.test", "healthyfb.mirror.test"]
 # The Worker secret of the private route, as wrangler dev reads secrets (a
 # .dev.vars file): alice's upstream account. No response or log line may
 # carry it.
 SECRET_NAME = "PRIVATE_CREDENTIALS"
 SECRET_VALUE = "alice:wonderland"
+# The throttled route's own account (its credentials secret): it goes to
+# that route's realm only, never to a fallback.
+THROTTLED_SECRET_NAME = "THROTTLED_CREDENTIALS"
+THROTTLED_SECRET_VALUE = "hub-user:hub-secret-canary-0c2d"
 
 IMAGES = {
     # ref in the registry: (layers, layer bytes)
@@ -99,8 +108,8 @@ class Stack:
         with open(path) as f:
             return [json.loads(line) for line in f if line.strip()]
 
-    def marks(self):
-        return {s: len(self.log(s)) for s in ("front", "token", "cdn")}
+    def marks(self, servers=("front", "token", "cdn")):
+        return {s: len(self.log(s)) for s in servers}
 
     def worker_log(self):
         """The worker's request log lines (JSON, one per request) so far."""
@@ -148,6 +157,7 @@ def build_stack(workdir):
     cert = os.path.join(workdir, "issuer.pem")
     fx = st.start("fixtures", [sys.executable, os.path.join(HERE, "fixtures.py"), "--token", TOKEN, "--front", FRONT,
                                "--cdn", CDN, "--registry", REGISTRY, "--storage", storage, "--cert", cert,
+                               "--throttle", THROTTLE, "--open-front", OPEN_FRONT, "--open-registry", OPEN_REGISTRY,
                                "--logdir", st.logdir])
     wait_for("fixtures", lambda: "ready" in fx.output(), 30, fx)
 
@@ -178,11 +188,30 @@ auth:
         st.digests[ref] = digest
         st.layers[ref] = layers
 
+    # The same images from a registry without auth, for fallbacks anyone
+    # may pull (read-only: it only serves what the first one holds).
+    open_cfg = os.path.join(workdir, "open-registry.yml")
+    with open(open_cfg, "w") as f:
+        f.write(f"""version: 0.1
+log:
+  level: warn
+storage:
+  filesystem:
+    rootdirectory: {storage}
+  maintenance:
+    readonly:
+      enabled: true
+http:
+  addr: {OPEN_REGISTRY}
+""")
+    reg2 = st.start("open-registry", ["docker-registry", "serve", open_cfg])
+    wait_for("open registry", lambda: port_open(OPEN_REGISTRY), 30, reg2)
+
     env = dict(os.environ, ROUTES="tests/e2e/routes.e2e.toml", WRANGLER_SEND_METRICS="false", CI="true",
                NO_UPDATE_NOTIFIER="1", XDG_CONFIG_HOME=os.path.join(workdir, "xdg"))
     dev_vars = os.path.join(workdir, ".dev.vars")
     with open(dev_vars, "w") as f:
-        f.write(f"{SECRET_NAME}={SECRET_VALUE}\n")
+        f.write(f"{SECRET_NAME}={SECRET_VALUE}\n{THROTTLED_SECRET_NAME}={THROTTLED_SECRET_VALUE}\n")
     wr = st.start("wrangler", [os.path.join(ROOT, "node_modules/.bin/wrangler"), "dev", "--ip", MIRROR_IP,
                                "--port", str(MIRROR_PORT), "--log-level", "log", "--env-file", dev_vars], env=env)
     st.wrangler = wr

@@ -7,7 +7,13 @@
   API to the distribution registry, but answers authorised blob GET/HEAD with
   307 to the CDN;
 - cdn: serves blobs straight from the registry's storage and refuses any
-  request carrying Authorization, as Docker Hub's storage does.
+  request carrying Authorization, as Docker Hub's storage does;
+- throttle: a Docker Hub that throttles the mirror: 429 with Docker Hub's
+  pull-limit answer to every registry API request, a challenge on /v2/, and
+  on /token a token for anyone (a canary: no fallback may ever see it);
+  under /v2/liar/ it answers manifests with another digest than asked;
+- open front: a logging pass-through to a second distribution registry
+  without auth (the same storage, read-only): a fallback anyone may pull.
 
 Every request each server sees is appended to LOGDIR/<server>.jsonl, so tests
 can count upstream subrequests and check which headers reached which host.
@@ -152,6 +158,7 @@ def token_handler(keys, log):
                 method=self.command,
                 path=self.path,
                 auth=self.headers.get("Authorization") is not None,
+                authorization=self.headers.get("Authorization"),
                 user=user,
                 scopes=scopes,
                 service=service,
@@ -311,6 +318,7 @@ def front_handler(registry, cdn, log):
                 method=self.command,
                 path=self.path,
                 auth=self.headers.get("Authorization") is not None,
+                authorization=self.headers.get("Authorization"),
                 range=self.headers.get("Range"),
                 accept=self.headers.get("Accept"),
                 cookie=self.headers.get("Cookie"),
@@ -360,7 +368,7 @@ def cdn_handler(storage, log):
             auth = self.headers.get("Authorization")
             rng = self.headers.get("Range")
             log.write(server="cdn", method=self.command, path=self.path, auth=auth is not None, range=rng,
-                      headers=sorted(k.lower() for k in self.headers.keys()))
+                      authorization=auth, headers=sorted(k.lower() for k in self.headers.keys()))
             if auth is not None:
                 xml = "<?xml version=\"1.0\"?><Error><Code>InvalidArgument</Code><Message>Missing x-amz-content-sha256</Message></Error>"
                 return self.send_body(400, xml, ctype="application/xml")
@@ -393,6 +401,66 @@ def cdn_handler(storage, log):
     return Cdn
 
 
+# The token the throttling upstream's realm gives clients: it reaches the
+# throttling upstream with every client request, and must reach no fallback.
+CLIENT_TOKEN = "client-token-canary-5b7e"
+
+
+def throttle_handler(addr, log):
+    class Throttle(Quiet):
+        def handle_any(self):
+            path = urlsplit(self.path).path
+            n = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(n).decode("latin-1") if n else ""
+            log.write(server="throttle", method=self.command, path=self.path, authorization=self.headers.get("Authorization"),
+                      body=body, headers=sorted(k.lower() for k in self.headers.keys()))
+            if path == "/token":
+                return self.send_body(200, json.dumps({"token": CLIENT_TOKEN, "access_token": CLIENT_TOKEN, "expires_in": 300}))
+            if path in ("/v2/", "/v2"):
+                return self.send_body(401, json.dumps({"errors": [{"code": "UNAUTHORIZED", "message": "authentication required", "detail": None}]}),
+                                      headers=[("WWW-Authenticate", f'Bearer realm="http://{addr}/token",service="throttled"')])
+            if path.startswith("/v2/liar/") and "/manifests/" in path:
+                manifest = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+                                       "config": {}, "layers": [], "note": "not what was asked for"}).encode()
+                return self.send_body(200, manifest, ctype="application/vnd.docker.distribution.manifest.v2+json",
+                                      headers=[("Docker-Content-Digest", "sha256:" + hashlib.sha256(manifest).hexdigest())])
+            return self.send_body(429, PULL_LIMIT_BODY, headers=[
+                ("Retry-After", "21600"), ("RateLimit-Limit", "100;w=21600"), ("RateLimit-Remaining", "0;w=21600")])
+
+        do_GET = do_HEAD = do_POST = handle_any
+
+    return Throttle
+
+
+def proxy_handler(target, log, name):
+    """A logging pass-through to `target` (no redirects of its own)."""
+    class Proxy(Quiet):
+        def handle_any(self):
+            log.write(server=name, method=self.command, path=self.path, authorization=self.headers.get("Authorization"),
+                      cookie=self.headers.get("Cookie"), headers=sorted(k.lower() for k in self.headers.keys()))
+            conn = http.client.HTTPConnection(target, timeout=30)
+            headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection")}
+            conn.request(self.command, self.path, headers=headers)
+            resp = conn.getresponse()
+            data = resp.read() if self.command != "HEAD" else b""
+            self.send_response(resp.status)
+            for k, v in resp.getheaders():
+                if k.lower() in ("connection", "transfer-encoding", "content-length", "date", "server"):
+                    continue
+                self.send_header(k, v)
+            length = resp.getheader("Content-Length") if self.command == "HEAD" else str(len(data))
+            if length is not None:
+                self.send_header("Content-Length", length)
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(data)
+            conn.close()
+
+        do_GET = do_HEAD = handle_any
+
+    return Proxy
+
+
 def serve(addr, handler):
     host, port = addr.rsplit(":", 1)
     srv = ThreadingHTTPServer((host, int(port)), handler)
@@ -409,12 +477,17 @@ def main():
     ap.add_argument("--registry", required=True, help="host:port of the distribution registry")
     ap.add_argument("--storage", required=True, help="the registry's filesystem root")
     ap.add_argument("--cert", required=True, help="where to write the issuer's certificate")
+    ap.add_argument("--throttle", required=True, help="host:port of the throttling upstream")
+    ap.add_argument("--open-front", required=True, help="host:port of the logging front of the registry without auth")
+    ap.add_argument("--open-registry", required=True, help="host:port of the registry without auth")
     ap.add_argument("--logdir", required=True)
     a = ap.parse_args()
     keys = Keys(a.cert)
     serve(a.token, token_handler(keys, Log(os.path.join(a.logdir, "token.jsonl"))))
     serve(a.front, front_handler(a.registry, a.cdn, Log(os.path.join(a.logdir, "front.jsonl"))))
     serve(a.cdn, cdn_handler(a.storage, Log(os.path.join(a.logdir, "cdn.jsonl"))))
+    serve(a.throttle, throttle_handler(a.throttle, Log(os.path.join(a.logdir, "throttle.jsonl"))))
+    serve(a.open_front, proxy_handler(a.open_registry, Log(os.path.join(a.logdir, "open.jsonl")), "open"))
     print("ready", flush=True)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

@@ -157,6 +157,18 @@ def test_healthy_pull_by_ns_as_containerd_selects_routes(stack, dev):
     assert all(path.endswith("ns=ghcr.io") for step, _, path, *_ in run.steps if step not in ("token",)), run
 
 
+def test_a_pull_served_by_a_fallback_says_so_step_by_step(stack, dev):
+    # The route's upstream throttles every request; its fallback (the
+    # registry without auth) answers every manifest and blob.
+    run = check(dev, "--cacert", dev.ca, f"https://openfb.mirror.test:{DEV_PORT}", "multilayer:1.0")
+    assert_ok(run)
+    source = "from fallback open.test (fallback: openfb.test 429)"
+    for step, _, _, _, _, detail in run.steps:
+        assert detail.endswith(source) == step.startswith(("manifest", "config", "layer")), run
+    assert ("sources: 2 steps from the mirror and the route's upstream, 7 from fallback open.test (fallback: openfb.test "
+            "429): the route's upstream is throttling or failing, and the mirror is serving from its fallbacks") in run.out, run
+
+
 def test_healthy_pull_following_redirects_the_route_passes(stack, dev):
     marks = stack.marks()
     run = check(dev, "--cacert", dev.ca, f"https://pass.mirror.test:{DEV_PORT}", "team/app:2")
@@ -235,6 +247,9 @@ FAILURES = [
      ["the name nowhere.mirror.test (the mirror) does not resolve"], ["custom domain creates one", "/etc/hosts"]),
     ("not-a-registry", "http://127.0.0.4:15003", "team/app:2", ["--insecure"], "", "ping",
      ["http://127.0.0.4:15003/v2/ does not answer as a registry (404, text/plain"], ["custom domain"]),
+    ("throttled-and-no-fallback-has-it", f"https://allthrottled.mirror.test:{DEV_PORT}", "multilayer:1.0", [], "",
+     "manifest HEAD", ["429 from the route's upstream (allthrottled.test), and no fallback had it either (throttled2.test 429)"],
+     ["the fallbacks are copies", "credentials"]),
 ]
 
 
