@@ -417,6 +417,9 @@ def throttle_handler(addr, log):
             if path == "/token":
                 return self.send_body(200, json.dumps({"token": CLIENT_TOKEN, "access_token": CLIENT_TOKEN, "expires_in": 300}))
             if path in ("/v2/", "/v2"):
+                # A ping is not a pull: with its own token, it is answered.
+                if self.headers.get("Authorization") == f"Bearer {CLIENT_TOKEN}":
+                    return self.send_body(200, "{}", headers=[("Docker-Distribution-API-Version", "registry/2.0")])
                 return self.send_body(401, json.dumps({"errors": [{"code": "UNAUTHORIZED", "message": "authentication required", "detail": None}]}),
                                       headers=[("WWW-Authenticate", f'Bearer realm="http://{addr}/token",service="throttled"')])
             if path.startswith("/v2/liar/") and "/manifests/" in path:
