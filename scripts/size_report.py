@@ -10,7 +10,7 @@ flags, and a dated history with one row per change that moved the numbers.
 --check (the size check CI runs) exits non-zero, printing the figures, when
 the build differs from the committed report or is over a budget below, for
 the shipped table and for the two every-key tables (tests/routes.every-key.toml,
-3 routes, and tests/routes.every-key-16.toml, the biggest realistic table:
+4 routes, and tests/routes.every-key-16.toml, the biggest realistic table:
 the budgets hold whatever a deployment turns on), or when a route costs more
 than ROUTE_BUDGET bytes of wasm: the marginal cost is the shipped table with
 tests/routes.more.toml's eight routes appended, less the shipped table, over
