@@ -6,8 +6,10 @@
 // OAuth2 token form rewritten, redirects followed by the runtime (which drops
 // Authorization on a cross-origin hop), upstream responses passed through
 // untouched unless a header must go or a challenge must change, the same
-// 20 s header timeout. It serves bench/routes.bench.toml's route only. Not
-// deployed; it exists to measure the Rust worker against.
+// 20 s header timeout, and the fallback a throttled manifest or blob is
+// asked for (its token fetched from its challenge's realm). It serves
+// bench/routes.bench.toml's route only. Not deployed; it exists to measure
+// the Rust worker against.
 
 const ROUTES = {
   "docker.bench.test": {
@@ -15,6 +17,7 @@ const ROUTES = {
     realm: "http://127.0.0.20:16001/token",
     service: "bench",
     library: true,
+    fallbacks: [{ registry: "bench-fallback", upstream: "http://127.0.0.22:16003", library: true }],
   },
 };
 const FORWARDED = ["accept", "authorization", "if-match", "if-modified-since", "if-none-match",
@@ -122,6 +125,34 @@ function pass(resp, realm) {
   return out;
 }
 
+// A throttled manifest or blob from a fallback: the client's headers without
+// its Authorization; on a challenge, a pull token of the mirror's own from
+// the challenge's realm, and once more with it. The response, naming its
+// source, or null.
+async function fromFallback(fb, name, kind, ref, request, why) {
+  const path = fb.library && !name.includes("/") ? "library/" + name : name;
+  const target = `${fb.upstream}/v2/${path}/${kind}/${ref}`;
+  const headers = forwarded(request);
+  headers.delete("authorization");
+  let resp = await send(target, { method: request.method, headers }, false);
+  if (resp.status === 401) {
+    const c = resp.headers.get("www-authenticate") || "";
+    const realm = /realm="([^"]*)"/.exec(c), service = /service="([^"]*)"/.exec(c);
+    if (!realm) return null;
+    const q = new URLSearchParams({ scope: `repository:${path}:pull` });
+    if (service) q.set("service", service[1]);
+    const t = await send(new URL(realm[1], fb.upstream + "/v2/").href + "?" + q, {}, false);
+    const token = t.status === 200 ? (await t.json().catch(() => ({}))).token : undefined;
+    if (!token) return null;
+    headers.set("authorization", "Bearer " + token);
+    resp = await send(target, { method: request.method, headers }, false);
+  }
+  if (resp.status >= 400) return null;
+  const out = new Response(resp.body, resp);
+  out.headers.set("x-mirror-source", `${fb.registry} (fallback: ${why})`);
+  return out;
+}
+
 function forwarded(request) {
   const headers = new Headers();
   for (const h of FORWARDED) {
@@ -170,6 +201,14 @@ export default {
     }
     const path = route.library && !name.includes("/") ? "library/" + name : name;
     const target = `${route.upstream}/v2/${path}/${kind}/${ref}${url.search}`;
-    return pass(await send(target, { method: request.method, headers: forwarded(request) }, manual), realm);
+    const resp = await send(target, { method: request.method, headers: forwarded(request) }, manual);
+    if (route.fallbacks && (resp.status === 429 || (resp.status >= 502 && resp.status <= 504))) {
+      const why = "docker.io " + resp.status;
+      for (const fb of route.fallbacks) {
+        const got = await fromFallback(fb, name, kind, ref, request, why);
+        if (got) return got;
+      }
+    }
+    return pass(resp, realm);
   },
 };

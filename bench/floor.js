@@ -21,10 +21,15 @@
 //           Proxy-Authenticate) before passing it on
 //   rung 4: + a new Response with the challenge rewritten when the upstream
 //           answers 401 (what a mirror must do with an upstream challenge)
-// The Rust worker adds to rung 4 what is left: the facts text, the memo
-// lookup, the call into wasm and back, and the action's text.
+// The Rust worker adds to rung 4 what is left: the facts, the memo lookup,
+// the call into wasm and back, and reading the action.
+//
+// The "fallback" kind (a manifest the upstream throttles) is, at its floor,
+// the four fetches it takes: the upstream (429), the fallback (its
+// challenge), its token, the fallback again with the token.
 const RUNG = 0;
 const UPSTREAM = "http://127.0.0.20:16001";
+const FALLBACK = "http://127.0.0.22:16003";
 const HEADERS = { "content-type": "application/json", "docker-distribution-api-version": "registry/2.0" };
 const UNAUTHORIZED = '{"errors":[{"code":"UNAUTHORIZED","message":"authentication required","detail":null}]}';
 const CHALLENGE = 'Bearer realm="http://docker.bench.test/token",service="bench"';
@@ -61,6 +66,18 @@ function forward(target, request) {
   return RUNG >= 3 ? checked(response) : response;
 }
 
+// The fetches of a throttled manifest served by the fallback, and nothing else.
+async function fallback(path, request) {
+  const up = await fetch(UPSTREAM + "/v2/library/" + path.slice(4), { method: request.method, headers: request.headers });
+  await up.text();
+  const target = FALLBACK + "/v2/library/throttled/manifests/1";
+  const challenge = await fetch(target);
+  await challenge.text();
+  const t = await fetch(FALLBACK + "/token?scope=repository:library/throttled:pull&service=bench-fb");
+  const { token } = await t.json();
+  return fetch(target, { headers: { accept: request.headers.get("accept"), authorization: "Bearer " + token } });
+}
+
 export default {
   fetch(request) {
     const url = request.url;
@@ -71,6 +88,7 @@ export default {
       return new Response(UNAUTHORIZED, { status: 401, headers: { ...HEADERS, "www-authenticate": CHALLENGE } });
     }
     if (path.charCodeAt(4) < 97) return new Response(INVALID, { status: 400, headers: HEADERS });
+    if (path.startsWith("/v2/throttled/")) return fallback(path, request);
     return forward(UPSTREAM + "/v2/library/" + path.slice(4), request);
   },
 };

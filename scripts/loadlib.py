@@ -100,6 +100,7 @@ class Upstream:
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_port("127.0.0.20", 16001, self.proc, "nginx")
         wait_port("127.0.0.21", 16002, self.proc, "nginx")
+        wait_port("127.0.0.22", 16003, self.proc, "nginx")
 
     def access_log(self):
         """nginx's log lines so far (bench/nginx.conf's `sub` format)."""
@@ -208,6 +209,9 @@ def kinds(blob_digest):
         "challenge": ("GET", "/v2/private/manifests/1", AUTH, 401, None),
         # A malformed name: a local 400.
         "error": ("GET", "/v2/Bad_Name/manifests/1", {}, 400, None),
+        # The upstream throttles (429); the fallback challenges, the worker
+        # gets its token, asks again: four subrequests.
+        "fallback": ("GET", "/v2/throttled/manifests/1", {**AUTH, **MANIFEST}, 200, None),
     }
 
 
