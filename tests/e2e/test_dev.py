@@ -46,7 +46,7 @@ def table_hosts():
         t = tomllib.load(f)
     out = []
     for route in t["routes"].values():
-        for h in route["hosts"]:
+        for h in route.get("hosts", []):
             h = h.replace("{domain}", t.get("domain", ""))
             if h not in out:
                 out.append(h)
