@@ -145,6 +145,60 @@ fn fields(out: &mut Vec<u8>, list: &[&str]) {
     }
 }
 
+/// An input as the entry writes it: for tests and tools, which build inputs
+/// the way `src/edge.js` does (the worker only reads them).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Input<'a> {
+    pub flags: u8,
+    pub method: u8,
+    pub phase: u8,
+    pub status: u16,
+    pub url: &'a str,
+    pub trail: &'a str,
+    pub challenge: &'a str,
+    pub third: &'a str,
+    pub secret: &'a str,
+    pub upstream: &'a str,
+    pub body: &'a str,
+}
+
+impl Input<'_> {
+    pub fn bytes(&self) -> Vec<u8> {
+        let fields = [self.url, self.trail, self.challenge, self.third, self.secret, self.upstream, self.body];
+        let mut out = Vec::with_capacity(IN_HEADER + fields.iter().map(|f| f.len()).sum::<usize>());
+        out.extend_from_slice(&[self.flags, self.method, self.phase, 0]);
+        out.extend_from_slice(&self.status.to_le_bytes());
+        for f in fields {
+            out.extend_from_slice(&(f.len().min(0xffff) as u16).to_le_bytes());
+        }
+        for f in fields {
+            out.extend_from_slice(f.as_bytes());
+        }
+        out
+    }
+}
+
+/// An action read back: OP, ARG, NUM and its fields (for tests and tools;
+/// the entry reads its own). `None` when the bytes are not one action.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Decoded<'a> {
+    pub op: u8,
+    pub arg: u8,
+    pub num: u16,
+    pub fields: Vec<&'a str>,
+}
+
+pub fn decode(b: &[u8]) -> Option<Decoded<'_>> {
+    let mut fields = Vec::new();
+    let mut i = 4;
+    while i < b.len() {
+        let end = i + 2 + u16_at(b, i);
+        fields.push(core::str::from_utf8(b.get(i + 2..end)?).ok()?);
+        i = end;
+    }
+    Some(Decoded { op: *b.first()?, arg: *b.get(1)?, num: u16_at(b, 2) as u16, fields })
+}
+
 /// The bytes of an action, with the request's log line when it ends one.
 pub fn encode(action: &Action, log: &str, probe: &str) -> Vec<u8> {
     let mut out = Vec::with_capacity(256);

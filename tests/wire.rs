@@ -3,44 +3,21 @@
 //! shipped table).
 
 use edge_mirror::messages::Msg;
-use edge_mirror::wire::{step, too_large, ANONYMOUS, CLIENT_HEADERS, CREDENTIALS, FOLLOW, FORM, HEAD, HOLD, IN_HEADER};
+use edge_mirror::wire::{self, step, too_large, Input, ANONYMOUS, CLIENT_HEADERS, CREDENTIALS, FOLLOW, FORM, HEAD, HOLD, IN_HEADER};
 
 const D: &str = "docker.mirror.example.com";
 
-/// An input as the entry writes it.
-#[derive(Default, Clone)]
-struct In<'a> {
-    flags: u8,
-    method: u8,
-    phase: u8,
-    status: u16,
-    url: &'a str,
-    trail: &'a str,
-    challenge: &'a str,
-    third: &'a str,
-    secret: &'a str,
-    upstream: &'a str,
-    body: &'a str,
-}
-
-impl In<'_> {
-    fn bytes(&self) -> Vec<u8> {
-        let mut out = vec![self.flags, self.method, self.phase, 0];
-        out.extend_from_slice(&self.status.to_le_bytes());
-        let fields = [self.url, self.trail, self.challenge, self.third, self.secret, self.upstream, self.body];
-        for f in fields {
-            out.extend_from_slice(&(f.len() as u16).to_le_bytes());
-        }
-        assert_eq!(out.len(), IN_HEADER);
-        for f in fields {
-            out.extend_from_slice(f.as_bytes());
-        }
-        out
-    }
-}
+type In<'a> = Input<'a>;
 
 fn get(url: &str) -> In<'_> {
     In { url, ..In::default() }
+}
+
+#[test]
+fn the_input_header_is_twenty_bytes() {
+    let b = get("https://x/").bytes();
+    assert_eq!(b.len(), IN_HEADER + 10);
+    assert_eq!(&b[6..8], &[10, 0], "the URL's length, little-endian");
 }
 
 /// An action: OP, ARG, NUM and its fields as text.
@@ -53,15 +30,8 @@ struct Out {
 }
 
 fn decode(b: &[u8]) -> Out {
-    let mut fields = Vec::new();
-    let mut i = 4;
-    while i < b.len() {
-        let n = usize::from(b[i]) | usize::from(b[i + 1]) << 8;
-        fields.push(String::from_utf8(b[i + 2..i + 2 + n].to_vec()).expect("UTF-8"));
-        i += 2 + n;
-    }
-    assert_eq!(i, b.len(), "the fields end where the action ends");
-    Out { op: char::from(b[0]), arg: b[1], num: u16::from_le_bytes([b[2], b[3]]), fields }
+    let d = wire::decode(b).expect("one action, its fields ending where it ends");
+    Out { op: char::from(d.op), arg: d.arg, num: d.num, fields: d.fields.iter().map(|f| f.to_string()).collect() }
 }
 
 fn run(input: &In<'_>) -> Out {

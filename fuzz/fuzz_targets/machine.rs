@@ -25,11 +25,12 @@ use edge_mirror::challenge::{bearer_realm, parse};
 use edge_mirror::location::{origin, resolve};
 use edge_mirror::messages::Msg;
 use edge_mirror::routes::routes;
-use edge_mirror::wire::{step, ANONYMOUS, CLIENT_HEADERS, CREDENTIALS, IN_HEADER};
+use edge_mirror::wire::{self, step, Input, ANONYMOUS, CLIENT_HEADERS, CREDENTIALS};
 use libfuzzer_sys::fuzz_target;
 
 const SECRET: &str = "canary-user:canary-secret-9f31";
 
+/// The input's fields, owned (the fuzzer's strings), as the entry keeps them.
 #[derive(Default)]
 struct In {
     flags: u8,
@@ -41,16 +42,21 @@ struct In {
 
 impl In {
     fn bytes(&self) -> Vec<u8> {
-        let mut out = vec![self.flags, self.method, self.phase, 0];
-        out.extend_from_slice(&self.status.to_le_bytes());
-        for f in &self.fields {
-            out.extend_from_slice(&(f.len().min(0xffff) as u16).to_le_bytes());
+        let f = &self.fields;
+        Input {
+            flags: self.flags,
+            method: self.method,
+            phase: self.phase,
+            status: self.status,
+            url: &f[0],
+            trail: &f[1],
+            challenge: &f[2],
+            third: &f[3],
+            secret: &f[4],
+            upstream: &f[5],
+            body: &f[6],
         }
-        assert_eq!(out.len(), IN_HEADER);
-        for f in &self.fields {
-            out.extend_from_slice(f.as_bytes());
-        }
-        out
+        .bytes()
     }
 }
 
@@ -62,15 +68,8 @@ struct Out {
 }
 
 fn decode(b: &[u8]) -> Out {
-    let mut fields = Vec::new();
-    let mut i = 4;
-    while i < b.len() {
-        let n = usize::from(b[i]) | usize::from(b[i + 1]) << 8;
-        fields.push(String::from_utf8(b[i + 2..i + 2 + n].to_vec()).expect("fields are UTF-8"));
-        i += 2 + n;
-    }
-    assert_eq!(i, b.len(), "fields end where the action does");
-    Out { op: b[0], arg: b[1], num: u16::from_le_bytes([b[2], b[3]]), fields }
+    let d = wire::decode(b).expect("an action whose fields end where it does");
+    Out { op: d.op, arg: d.arg, num: d.num, fields: d.fields.iter().map(|x| x.to_string()).collect() }
 }
 
 fuzz_target!(|data: &[u8]| {

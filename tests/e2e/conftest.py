@@ -151,6 +151,22 @@ class Stack:
         return r.status, r.getheaders(), data
 
 
+def registry_config(path, storage, addr, auth, storage_extra=""):
+    """A distribution registry's config.yml: filesystem storage at `storage`
+    (with `storage_extra` under storage:), listening on `addr`, with `auth`."""
+    with open(path, "w") as f:
+        f.write(f"""version: 0.1
+log:
+  level: warn
+storage:
+  filesystem:
+    rootdirectory: {storage}
+{storage_extra}http:
+  addr: {addr}
+{auth}""")
+    return path
+
+
 def build_stack(workdir):
     st = Stack(workdir)
     storage = os.path.join(workdir, "storage")
@@ -161,17 +177,7 @@ def build_stack(workdir):
                                "--logdir", st.logdir])
     wait_for("fixtures", lambda: "ready" in fx.output(), 30, fx)
 
-    cfg = os.path.join(workdir, "registry.yml")
-    with open(cfg, "w") as f:
-        f.write(f"""version: 0.1
-log:
-  level: warn
-storage:
-  filesystem:
-    rootdirectory: {storage}
-http:
-  addr: {REGISTRY}
-auth:
+    cfg = registry_config(os.path.join(workdir, "registry.yml"), storage, REGISTRY, f"""auth:
   token:
     realm: http://{TOKEN}/token
     service: test-registry
@@ -190,20 +196,8 @@ auth:
 
     # The same images from a registry without auth, for fallbacks anyone
     # may pull (read-only: it only serves what the first one holds).
-    open_cfg = os.path.join(workdir, "open-registry.yml")
-    with open(open_cfg, "w") as f:
-        f.write(f"""version: 0.1
-log:
-  level: warn
-storage:
-  filesystem:
-    rootdirectory: {storage}
-  maintenance:
-    readonly:
-      enabled: true
-http:
-  addr: {OPEN_REGISTRY}
-""")
+    open_cfg = registry_config(os.path.join(workdir, "open-registry.yml"), storage, OPEN_REGISTRY,
+                               "", "  maintenance:\n    readonly:\n      enabled: true\n")
     reg2 = st.start("open-registry", ["docker-registry", "serve", open_cfg])
     wait_for("open registry", lambda: port_open(OPEN_REGISTRY), 30, reg2)
 

@@ -132,6 +132,23 @@ class Quiet(BaseHTTPRequestHandler):
     def log_message(self, *args):
         pass
 
+    def relay(self, resp, conn):
+        """Sends the registry's response on, as it came (its length kept)."""
+        data = resp.read() if self.command != "HEAD" else b""
+        self.send_response(resp.status)
+        for k, v in resp.getheaders():
+            if k.lower() in ("connection", "transfer-encoding", "content-length", "date", "server"):
+                continue
+            self.send_header(k, v)
+        length = resp.getheader("Content-Length") if self.command == "HEAD" else str(len(data))
+        if length is not None:
+            self.send_header("Content-Length", length)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(data)
+        if conn:
+            conn.close()
+
     def send_body(self, status, body, ctype="application/json", headers=()):
         if isinstance(body, str):
             body = body.encode()
@@ -341,22 +358,6 @@ def front_handler(registry, cdn, log):
             conn, resp = self.forward(self.command, self.path, body)
             self.relay(resp, conn)
 
-        def relay(self, resp, conn):
-            data = resp.read() if self.command != "HEAD" else b""
-            self.send_response(resp.status)
-            for k, v in resp.getheaders():
-                if k.lower() in ("connection", "transfer-encoding", "content-length", "date", "server"):
-                    continue
-                self.send_header(k, v)
-            length = resp.getheader("Content-Length") if self.command == "HEAD" else str(len(data))
-            if length is not None:
-                self.send_header("Content-Length", length)
-            self.end_headers()
-            if self.command != "HEAD":
-                self.wfile.write(data)
-            if conn:
-                conn.close()
-
         do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = handle_any
 
     return Front
@@ -444,20 +445,7 @@ def proxy_handler(target, log, name):
             conn = http.client.HTTPConnection(target, timeout=30)
             headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection")}
             conn.request(self.command, self.path, headers=headers)
-            resp = conn.getresponse()
-            data = resp.read() if self.command != "HEAD" else b""
-            self.send_response(resp.status)
-            for k, v in resp.getheaders():
-                if k.lower() in ("connection", "transfer-encoding", "content-length", "date", "server"):
-                    continue
-                self.send_header(k, v)
-            length = resp.getheader("Content-Length") if self.command == "HEAD" else str(len(data))
-            if length is not None:
-                self.send_header("Content-Length", length)
-            self.end_headers()
-            if self.command != "HEAD":
-                self.wfile.write(data)
-            conn.close()
+            self.relay(conn.getresponse(), conn)
 
         do_GET = do_HEAD = handle_any
 
