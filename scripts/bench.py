@@ -19,6 +19,14 @@ Contenders (the first is the one judged; ratios are it against each other):
           work after another (header allow-list, timeout, awaiting and
           checking the response, rewriting a challenge): where the cost
           between the floor and the worker goes
+  seed002 seed 002's worker (the JavaScript mirror worker most copied), read
+          at bench time from the seed file (../shared/seeds, or SEEDS) and
+          configured for the benchmark's domain and upstream; for each step of
+          a pull, the requests a client makes through it (its own token
+          endpoint; manifests and blobs by their library/ path, as dockerd's
+          registry-mirrors asks; with --seed002-redirects, by the short name
+          first, which it answers with a 301), summed (the kinds it has no
+          such step for are not measured on it)
   DIR     a directory holding a prebuilt index.js and index_bg.wasm (for
           measuring one lever against the shipped build)
 
@@ -113,6 +121,8 @@ def same_job(up, names, contenders):
         kind = loadlib.kinds(up.blob_digest)[name]
         seen = {}
         for c in contenders:
+            if c.kind == "seed002":
+                continue
             mark = len(up.access_log())
             answer = one(c.addr, kind)
             time.sleep(0.05)  # nginx writes its log line after answering
@@ -122,6 +132,13 @@ def same_job(up, names, contenders):
             problems.append(f"{name}: status {ra[0]}, expected {kind[3]}")
         verdict = []
         for c in contenders[1:]:
+            if c.kind == "seed002":
+                got = [(one(c.addr, s)[0], s[3]) for s in specs_for(c, name, up)]
+                ok = all(g == w for g, w in got)
+                if not ok:
+                    problems.append(f"{name}: seed 002 answered {[g for g, _ in got]}, expected {[w for _, w in got]}")
+                verdict.append(f"{c.name} {'ok' if ok else 'DIFFERENT'} ({len(got)} request(s))")
+                continue
             ca, cs = seen[c.name]
             if c.kind == "floor" or c.kind.startswith("rung"):
                 ok = ca[0] == ra[0]
@@ -136,6 +153,17 @@ def same_job(up, names, contenders):
             verdict.append(f"{c.name} {'ok' if ok else 'DIFFERENT'}")
         print(f"same job: {name:14} status {ra[0]}, {len(rs)} subrequest(s); " + ", ".join(verdict))
     return problems
+
+
+SEED002_REDIRECTS = False
+
+
+def specs_for(c, name, up):
+    """The requests contender `c` gets for kind `name`: the kind itself, or
+    for seed 002 what a client sends it for that step (possibly none)."""
+    if c.kind == "seed002":
+        return loadlib.seed002_kinds(up.blob_digest, SEED002_REDIRECTS).get(name, [])
+    return [loadlib.kinds(up.blob_digest)[name]]
 
 
 def first_answer(addr):
@@ -162,6 +190,15 @@ def cold_starts(work, contenders, runs):
 
 
 _fresh = itertools.count(1)
+
+
+def measure_all(worker, addr, specs, seconds, limit, shape):
+    """CPU per client step: the sum over its requests (None when the
+    contender has no such step)."""
+    if not specs:
+        return (None, 0, 0)
+    got = [measure(worker, addr, s, seconds, limit, shape) for s in specs]
+    return (sum(g[0] for g in got), min(g[1] for g in got), sum(g[2] for g in got))
 
 
 def measure(worker, addr, spec, seconds, limit, shape):
@@ -200,6 +237,8 @@ def contenders_from(spec, a, work):
             else:
                 sys.exit("--no-build uses build/ as it is; it cannot provide the nomemo build")
             out.append(Contender(name, addr, "rust", build))
+        elif name == "seed002":
+            out.append(Contender(name, addr, "seed002"))
         elif name == "js":
             out.append(Contender(name, addr, "js", bindings={"REDIRECTS": a.js_redirects}))
         elif name == "floor" or name in ("rung1", "rung2", "rung3", "rung4"):
@@ -209,6 +248,14 @@ def contenders_from(spec, a, work):
         else:
             sys.exit(f"unknown contender {name!r}: rust, nomemo, js, floor, rung1 to rung4 or a directory with a prebuilt worker")
     return out
+
+
+def fmt(us, width=0):
+    return f"{'-':>{width}}" if us is None else f"{us:{width}.0f}"
+
+
+def ratio_of(a, b):
+    return None if a is None or b is None else a / b
 
 
 def summary(results, kinds, contenders, shape, rounds):
@@ -222,14 +269,19 @@ def summary(results, kinds, contenders, shape, rounds):
     names = list(kinds) + (["pull"] if all(k in kinds for k in PULL) else [])
     for name in names:
         if name == "pull":
-            per_round = [{c.name: sum(n * results[k][c.name][r][0] for k, n in PULL.items()) for c in contenders}
-                         for r in range(rounds)]
+            def pull_sum(c, r):
+                parts = [results[k][c.name][r][0] for k in PULL]
+                return None if None in parts else sum(n * p for n, p in zip(PULL.values(), parts))
+            per_round = [{c.name: pull_sum(c, r) for c in contenders} for r in range(rounds)]
         else:
             per_round = [{c.name: results[name][c.name][r][0] for c in contenders} for r in range(rounds)]
-        us = {c.name: statistics.median(x[c.name] for x in per_round) for c in contenders}
-        ratio = {o: statistics.median(x[ref] / x[o] for x in per_round) for o in others}
+        us = {c.name: None if None in [x[c.name] for x in per_round] else statistics.median(x[c.name] for x in per_round)
+              for c in contenders}
+        ratio = {o: None if us[o] is None or us[ref] is None else statistics.median(ratio_of(x[ref], x[o]) for x in per_round)
+                 for o in others}
         rows[name] = {"us": us, "ratio": ratio}
-        print(f"{name:14}" + "".join(f" {us[c.name]:9.0f}" for c in contenders) + "".join(f" {ratio[o]:13.2f}" for o in others))
+        print(f"{name:14}" + "".join(f" {fmt(us[c.name], 9)}" for c in contenders)
+              + "".join(f" {'-':>13}" if ratio[o] is None else f" {ratio[o]:13.2f}" for o in others))
     return rows
 
 
@@ -249,10 +301,14 @@ def main():
     ap.add_argument("--shapes", default=",".join(SHAPES), help="comma-separated subset of " + ",".join(SHAPES))
     ap.add_argument("--js-redirects", choices=["runtime", "manual"], default="runtime",
                     help="manual: the baseline follows redirects itself, as the worker once did (measures what runtime following saves)")
+    ap.add_argument("--seed002-redirects", action="store_true",
+                    help="seed 002 gets the short names first (its 301 to library/ counted in each step)")
     ap.add_argument("--json", help="also write the summary here")
     names = list(loadlib.kinds("sha256:x"))
     ap.add_argument("--kinds", default=",".join(names), help="comma-separated subset of " + ",".join(names))
     a = ap.parse_args()
+    global SEED002_REDIRECTS
+    SEED002_REDIRECTS = a.seed002_redirects
     kinds = a.kinds.split(",")
     shapes = a.shapes.split(",")
     if any(s not in SHAPES for s in shapes) or any(k not in names for k in kinds):
@@ -292,10 +348,10 @@ def main():
                 start()
                 line = []
                 for i, name in enumerate(kinds):
-                    spec = loadlib.kinds(up.blob_digest)[name]
                     for c in rotate(contenders, r + i):
-                        results[shape][name][c.name].append(measure(running[c.name], c.addr, spec, a.seconds, a.requests, shape))
-                    line.append(name + " " + "/".join(f"{results[shape][name][c.name][-1][0]:.0f}" for c in contenders))
+                        specs = specs_for(c, name, up)
+                        results[shape][name][c.name].append(measure_all(running[c.name], c.addr, specs, a.seconds, a.requests, shape))
+                    line.append(name + " " + "/".join(fmt(results[shape][name][c.name][-1][0]) for c in contenders))
                 print(f"round {r + 1} {shape}: " + "  ".join(line), flush=True)
         report = {}
         for shape in shapes:

@@ -130,11 +130,38 @@ const worker :Workerd.Worker = (
 """
 
 
+# Seed 002 (the JavaScript mirror worker most copied, as a blog post that
+# runs it as a Cloudflare Snippet): read from the seed file at bench time,
+# never copied into the project. SEEDS may point elsewhere.
+SEEDS = os.environ.get("SEEDS", os.path.join(ROOT, "..", "shared", "seeds"))
+
+
+def seed002_script():
+    """Seed 002's worker as its post gives it, configured as its users do:
+    CUSTOM_DOMAIN set to the benchmark's domain and Docker Hub's address
+    pointed at the benchmark's upstream. Nothing else is changed."""
+    names = [n for n in os.listdir(SEEDS) if n.startswith("002_")] if os.path.isdir(SEEDS) else []
+    if not names:
+        raise RuntimeError(f"seed 002 is not in {SEEDS}; set SEEDS to the folder of the seed documents")
+    text = open(os.path.join(SEEDS, names[0])).read()
+    m = re.search(r"```javascript\n(.*?)```", text, re.S)
+    if not m:
+        raise RuntimeError(f"no ```javascript block in {names[0]}")
+    code = m.group(1)
+    for old, new in (("const CUSTOM_DOMAIN = 'your.domains'", "const CUSTOM_DOMAIN = 'bench.test'"),
+                     ("const dockerHub = 'https://registry-1.docker.io'", f"const dockerHub = 'http://{UPSTREAM}'")):
+        if old not in code:
+            raise RuntimeError(f"seed 002 has no {old!r} to configure")
+        code = code.replace(old, new, 1)
+    return code
+
+
 class Workerd:
     """One worker under plain `workerd serve` (no wrangler proxy, inspector or
     logging in the way). kind is "rust" (the build in `build`, default
-    build/), or a JavaScript worker under bench/: "js" (baseline.js),
-    "floor" (floor.js), or "rung1" to "rung4" (floor.js with RUNG = N)."""
+    build/), "seed002" (seed002_script()), or a JavaScript worker under
+    bench/: "js" (baseline.js), "floor" (floor.js), or "rung1" to "rung4"
+    (floor.js with RUNG = N)."""
 
     SCRIPTS = {"js": "baseline.js", "floor": "floor.js"}
 
@@ -149,6 +176,10 @@ class Workerd:
             shutil.copy(os.path.join(build, "index.js"), d)
             shutil.copy(os.path.join(build, "index_bg.wasm"), d)
             modules = '(name = "index.js", esModule = embed "index.js"), (name = "index_bg.wasm", wasm = embed "index_bg.wasm")'
+        elif kind == "seed002":
+            with open(os.path.join(d, "seed002.js"), "w") as f:
+                f.write(seed002_script())
+            modules = '(name = "seed002.js", esModule = embed "seed002.js")'
         elif kind.startswith("rung"):
             script = "floor.js"
             text = open(os.path.join(ROOT, "bench", script)).read()
@@ -212,6 +243,27 @@ def kinds(blob_digest):
         # The upstream throttles (429); the fallback challenges, the worker
         # gets its token, asks again: four subrequests.
         "fallback": ("GET", "/v2/throttled/manifests/1", {**AUTH, **MANIFEST}, 200, None),
+    }
+
+
+def seed002_kinds(blob_digest, redirects=False):
+    """The requests a client makes through seed 002's worker for each step
+    of a pull that the kinds above measure: its own token endpoint
+    (/v2/auth, which asks the upstream's /v2/ for the realm first), and the
+    manifests and blobs by their library/ path, as dockerd's registry-mirrors
+    asks for them. With `redirects`, as `docker pull MIRROR/app` asks: the
+    short name first, which it answers with a 301 to the library/ path."""
+    auth = {**AUTH, **MANIFEST}
+
+    def step(method, rest, headers):
+        real = (method, f"/v2/library/app/{rest}", headers, 200, None)
+        return [(method, f"/v2/app/{rest}", headers, 301, None), real] if redirects else [real]
+    return {
+        "local-401": [("GET", "/v2/", {}, 401, None)],
+        "token-get": [("GET", "/v2/auth?service=cloudflare-docker-proxy&scope=repository%3Aapp%3Apull", {}, 200, None)],
+        "manifest-head": step("HEAD", "manifests/1", auth),
+        "manifest-get": step("GET", "manifests/1", auth),
+        "blob": step("GET", f"blobs/{blob_digest}", AUTH),
     }
 
 
