@@ -285,6 +285,27 @@ def summary(results, kinds, contenders, shape, rounds):
     return rows
 
 
+def markdown(report, contenders, shapes, a, cold):
+    """The summary as markdown tables, ready to paste into benchmarks.md."""
+    ref = contenders[0].name
+    others = [c.name for c in contenders[1:]]
+    out = [f"`python3 scripts/bench.py --contenders {a.contenders} --rounds {a.rounds} --seconds {a.seconds}"
+           + (f" --kinds {a.kinds}" if a.kinds != ",".join(loadlib.kinds("sha256:x")) else "")
+           + (" --seed002-redirects" if a.seed002_redirects else "") + "`: "
+           + f"µs of workerd CPU per request, medians of {a.rounds} rounds; ratios are medians of the per-round ratios.\n"]
+    for shape in shapes:
+        out.append(f"\n{shape[0].upper() + shape[1:]}:\n")
+        out.append("| kind | " + " | ".join(c.name for c in contenders) + " | " + " | ".join(f"{ref}/{o}" for o in others) + " |")
+        out.append("| --- |" + " ---: |" * (len(contenders) + len(others)))
+        for kind, row in report[shape].items():
+            us = [fmt(row["us"][c.name]) for c in contenders]
+            ratios = ["-" if row["ratio"][o] is None else f"{row['ratio'][o]:.2f}" for o in others]
+            out.append(f"| {kind} | " + " | ".join(us + ratios) + " |")
+    out.append("\nCold start (spawn workerd to the first answer, median, interleaved): "
+               + ", ".join(f"{n} {ms:.0f} ms" for n, ms in cold.items()) + ".\n")
+    return "\n".join(out)
+
+
 def main():
     if WORKER_CPU is not None:
         os.sched_setaffinity(0, {1})
@@ -304,6 +325,7 @@ def main():
     ap.add_argument("--seed002-redirects", action="store_true",
                     help="seed 002 gets the short names first (its 301 to library/ counted in each step)")
     ap.add_argument("--json", help="also write the summary here")
+    ap.add_argument("--markdown", help="also write the summary here as markdown tables (for benchmarks.md)")
     names = list(loadlib.kinds("sha256:x"))
     ap.add_argument("--kinds", default=",".join(names), help="comma-separated subset of " + ",".join(names))
     a = ap.parse_args()
@@ -359,6 +381,9 @@ def main():
         print(f"\ncold start (spawn workerd -> first answer, median of {a.cold_runs}, interleaved): "
               + ", ".join(f"{n} {ms:.0f} ms" for n, ms in cold.items()))
         print("workerd RSS after the run: " + ", ".join(f"{n} {w.rss_kib()} KiB" for n, w in running.items()))
+        if a.markdown:
+            with open(a.markdown, "w") as f:
+                f.write(markdown(report, contenders, shapes, a, cold))
         if a.json:
             with open(a.json, "w") as f:
                 json.dump({"args": vars(a), "summary": report, "cold_ms": cold,
