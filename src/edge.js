@@ -68,12 +68,16 @@ const LOGS = logs();
 const CLIENT = client_address();
 let view = new Uint8Array(wasm.memory.buffer, at, CAP);
 
-// The last action: its bytes (the I/O buffer, or the memo's copy), read
-// synchronously right after the call that made it, before anything else
-// can run. OFF holds where its fields start (each 2 bytes after the
-// previous one ends).
+// The last action: its bytes (the I/O buffer, or the memo's copy of its
+// first four), read synchronously right after the call that made it,
+// before anything else can run. OFF holds where its fields start (each 2
+// bytes after the previous one ends); TEXTS, for an action from the memo,
+// its fields as the strings they were decoded to when it went in (null
+// for an action fresh from the planner).
 let act = view;
+let TEXTS = null;
 const OFF = new Int32Array(8);
+let FIELDS = 0;
 let hash = 0;
 
 // Writes `s` at `i` of the buffer, hashing it: ASCII (nearly every field)
@@ -146,8 +150,9 @@ function call(flags, method, url, phase, status, trail, challenge, third, secret
       key = flags + "," + method + "," + phase + "," + status + "," + url + "\n" + trail + "\n" + challenge + "\n" + third;
       const kept = memo.get(key);
       if (kept !== undefined) {
-        act = kept;
-        return fields(kept.length);
+        act = kept[0];
+        TEXTS = kept[1];
+        return act[0];
       }
     }
   }
@@ -165,16 +170,22 @@ function call(flags, method, url, phase, status, trail, challenge, third, secret
   }
   if (view.length === 0) view = new Uint8Array(wasm.memory.buffer, at, CAP);
   act = view;
+  TEXTS = null;
+  const op = fields(n);
   if (key !== undefined && n <= MEMO_KEY) {
-    const size = key.length + n;
+    // Kept decoded: a hit then costs no decoding (the memo's gain, beside
+    // the wasm call, on a repeated proxied request).
+    const texts = [];
+    for (let k = 0; k < FIELDS; k++) texts.push(text(k));
+    const size = key.length + 2 * n;
     if (memoBytes + size > MEMO_BYTES) {
       memo.clear();
       memoBytes = 0;
     }
-    memo.set(key, view.slice(0, n));
+    memo.set(key, [view.slice(0, 4), texts]);
     memoBytes += size;
   }
-  return fields(n);
+  return op;
 }
 
 // Finds where the action's fields start (OFF), and returns its first byte.
@@ -185,12 +196,15 @@ function fields(n) {
     OFF[k++] = i + 2;
     i += 2 + (b[i] | b[i + 1] << 8);
   }
+  FIELDS = k;
   OFF[k] = i + 2;
   return b[0];
 }
 
-// Field `k` of the action as a string.
+// Field `k` of the action as a string ("" past its last field).
 function text(k) {
+  if (TEXTS !== null) return k < TEXTS.length ? TEXTS[k] : "";
+  if (k >= FIELDS) return "";
   const s = OFF[k], e = OFF[k + 1] - 2;
   return e > s ? dec.decode(act.subarray(s, e)) : "";
 }
