@@ -1,11 +1,19 @@
-//! Compiles the route table into the worker.
+//! Writes what the planner's build needs besides its Rust sources.
 //!
-//! Reads `routes.toml` (or the file named by the `ROUTES` environment variable)
-//! and writes `OUT_DIR/routes.rs`, which `src/routes.rs` includes, and
-//! `OUT_DIR/page.html`, the browser page the entry carries. A bad table
-//! stops the build with `file:line: what is wrong; how to fix it`.
+//! - `OUT_DIR/messages.js`: the table of error messages (`src/messages.rs`)
+//!   as a module for the entry, which writes the error bodies (the wasm
+//!   carries only their numbers). `scripts/build-worker.sh --from-source`
+//!   bundles it into `dist/index.js`.
+//! - Native builds only (tests, fuzzing): `OUT_DIR/table.bin`, `routes.toml`
+//!   (or the file named by the `ROUTES` environment variable) compiled by
+//!   the same compiler the deploy build runs (`src/route_table/`), which
+//!   `src/routes.rs` starts with. A bad table stops the build with
+//!   `file:line: what is wrong; how to fix it`. The wasm planner reads no
+//!   table at build time: the entry hands it the deployment's `table.bin`.
 
+// The compiler; the page it also writes is the deploy build's business.
 #[path = "src/route_table/mod.rs"]
+#[allow(dead_code, unused_imports)]
 mod route_table;
 
 // The table of error messages, which the entry carries (not the wasm).
@@ -14,42 +22,26 @@ mod route_table;
 mod messages;
 
 fn main() {
-    println!("cargo:rerun-if-env-changed=ROUTES");
-    let file = std::env::var("ROUTES").unwrap_or_else(|_| "routes.toml".to_string());
-    println!("cargo:rerun-if-changed={}", file);
-    println!("cargo:rerun-if-changed=src/route_table");
-    let src = match std::fs::read_to_string(&file) {
-        Ok(s) => s,
-        Err(e) => fail(&format!("{}: cannot read the route table: {}; set ROUTES to the table's path", file, e)),
-    };
-    let table = match route_table::parse(&src) {
-        Ok(r) => r,
-        Err(e) => fail(&e.render(&file)),
-    };
-    // Tests that need every key in use (tests/every_key.rs) compile only
-    // against such a table: ROUTES=tests/routes.every-key.toml.
-    println!("cargo:rustc-check-cfg=cfg(every_key)");
-    let every_key = !table.page
-        && table.log
-        && table.log_client
-        && table.routes.iter().any(|r| r.prefix.is_some())
-        && table.routes.iter().any(|r| r.repository.is_some())
-        && table.routes.iter().any(|r| r.credentials.is_some())
-        && table.routes.iter().any(|r| !r.follow_redirects);
-    if every_key {
-        println!("cargo:rustc-cfg=every_key");
-    }
     let dir = std::path::PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
-    // The page goes into the JavaScript entry (scripts/build-worker.sh), not the wasm.
     println!("cargo:rerun-if-changed=src/messages.rs");
-    let outputs = [
-        ("routes.rs", route_table::render(&table, &file)),
-        ("page.html", route_table::index_html(&table)),
-        ("messages.js", messages_js()),
-    ];
-    for (name, text) in outputs {
+    let mut outputs = vec![("messages.js", messages_js().into_bytes())];
+    if std::env::var("CARGO_CFG_TARGET_ARCH").as_deref() != Ok("wasm32") {
+        println!("cargo:rerun-if-env-changed=ROUTES");
+        let file = std::env::var("ROUTES").unwrap_or_else(|_| "routes.toml".to_string());
+        println!("cargo:rerun-if-changed={}", file);
+        println!("cargo:rerun-if-changed=src/route_table");
+        let src = match std::fs::read_to_string(&file) {
+            Ok(s) => s,
+            Err(e) => fail(&format!("{}: cannot read the route table: {}; set ROUTES to the table's path", file, e)),
+        };
+        match route_table::parse(&src).and_then(|t| route_table::render(&t)) {
+            Ok(bytes) => outputs.push(("table.bin", bytes)),
+            Err(e) => fail(&e.render(&file)),
+        }
+    }
+    for (name, bytes) in outputs {
         let out = dir.join(name);
-        if let Err(e) = std::fs::write(&out, text) {
+        if let Err(e) = std::fs::write(&out, bytes) {
             fail(&format!("cannot write {}: {}", out.display(), e));
         }
     }

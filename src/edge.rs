@@ -1,4 +1,5 @@
-//! The wasm side of the entry: two synchronous exports over one I/O buffer.
+//! The wasm side of the entry: synchronous exports over one I/O buffer, and
+//! the route table's buffer the entry fills once per instance.
 //!
 //! `src/edge.js` is the worker's entry. It writes the request's facts (and,
 //! after a fetch, the upstream's) into the buffer [`io`] points at, calls
@@ -37,18 +38,33 @@ pub fn io() -> *mut u8 {
     IO.0.get().cast()
 }
 
+/// Where the entry copies the route table (`table.bin`), once per instance,
+/// before [`load`].
+#[wasm_bindgen]
+pub fn table() -> *mut u8 {
+    crate::routes::buffer()
+}
+
+/// Reads the `len` bytes of route table at [`table`]; false when they are
+/// not a table of this planner's format (every request then answers 500
+/// saying so).
+#[wasm_bindgen]
+pub fn load(len: usize) -> bool {
+    crate::routes::load(len)
+}
+
 /// Whether the table logs requests: the entry then times each fetch (read
-/// once; it is compiled in).
+/// once, after [`load`]).
 #[wasm_bindgen]
 pub fn logs() -> bool {
-    crate::routes::LOG
+    crate::routes::log()
 }
 
 /// Whether the table logs client addresses: the entry then passes each
-/// request's address (read once; it is compiled in).
+/// request's address (read once, after [`load`]).
 #[wasm_bindgen]
 pub fn client_address() -> bool {
-    crate::routes::LOG_CLIENT
+    crate::routes::log_client()
 }
 
 /// Plans one step from the `len` bytes at [`io`] and writes the action there;

@@ -110,6 +110,8 @@ messages! {
     AddressLimit = 429 TooManyRequests "the registry is limiting requests from this mirror's address; retry after Retry-After",
     /// In front of an upstream's 502-504 after its fallbacks had nothing.
     UpstreamDown = 503 Unavailable "the upstream registry is unavailable",
+    /// The entry handed the planner no table, or one of another format.
+    TableUnusable = 500 Unavailable "the mirror's route table (table.bin) was not compiled for this worker; rebuild and deploy both together (npx wrangler deploy)",
 }
 
 impl Msg {

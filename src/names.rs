@@ -16,14 +16,14 @@
 //! name that is not a repository name is left for the upstream to refuse.
 
 use crate::Put;
-use crate::routes::{Route, USES_ALLOW, USES_REPOSITORY};
+use crate::routes::Route;
 
 /// Appends the upstream's name for `name` (prefix already removed): the
 /// route's `repository` first, then `library/` for a single-component name
 /// on a Docker Hub-style route (both, for a copy of Docker Hub's official
 /// images under a path: ECR Public's `docker/library/NAME`).
 pub fn upstream_name(route: &Route, name: &str, out: &mut String) {
-    if let Some(repo) = route.repository.filter(|_| USES_REPOSITORY) {
+    if let Some(repo) = route.repository {
         out.push_str(repo);
         out.put(b'/');
     }
@@ -44,7 +44,7 @@ fn matches(pattern: &str, name: &str) -> bool {
 
 /// Whether the route serves `name` (prefix already removed).
 pub fn allowed(route: &Route, name: &str) -> bool {
-    if !USES_ALLOW || route.allow.is_empty() {
+    if route.allow.is_empty() {
         return true;
     }
     let library = route.library && !crate::has(name, b'/');
@@ -64,7 +64,7 @@ pub fn allowed(route: &Route, name: &str) -> bool {
 /// `repository`, which has no client name.
 pub fn client_name(route: &Route, name: &str, prefixed: bool, out: &mut String) -> bool {
     let mut name = name;
-    if let Some(repo) = route.repository.filter(|_| USES_REPOSITORY) {
+    if let Some(repo) = route.repository {
         match crate::strip_prefix_then(name, repo, b'/') {
             Some(n) => name = n,
             None => return false,

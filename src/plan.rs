@@ -31,7 +31,7 @@ use crate::location::{is_redirect, origin, resolve};
 use crate::names::{allowed, client_name, upstream_name};
 use crate::messages::Msg;
 use crate::path::{classify, Endpoint, Kind};
-use crate::routes::{self, by_host, by_name, by_registry, Route, LOG, PAGE, USES_CREDENTIALS, USES_FALLBACK};
+use crate::routes::{self, by_host, by_name, by_registry, Route};
 use crate::scope::{first_repository, rewrite_token_params};
 
 /// Longest request URL accepted (scheme, host, path and query).
@@ -364,7 +364,7 @@ pub fn step(req: &Request<'_>, up: Option<&Upstream<'_>>) -> Action {
 pub fn step_logged(req: &Request<'_>, up: Option<&Upstream<'_>>) -> (Action, Option<String>) {
     let mut seen = Seen::default();
     let action = decide(req, up, &mut seen);
-    if !LOG || matches!(action, Action::ReadBody | Action::ReadSecret(_)) {
+    if !routes::log() || matches!(action, Action::ReadBody | Action::ReadSecret(_)) {
         return (action, None);
     }
     let mut line = String::with_capacity(64 + seen.repository.len());
@@ -381,6 +381,9 @@ pub fn step_logged(req: &Request<'_>, up: Option<&Upstream<'_>>) -> (Action, Opt
 }
 
 fn decide(req: &Request<'_>, up: Option<&Upstream<'_>>, seen: &mut Seen) -> Action {
+    if !routes::loaded() {
+        return reply(Msg::TableUnusable, "");
+    }
     if req.url.len() > MAX_URL {
         return reply(Msg::UrlTooLong, "");
     }
@@ -438,7 +441,7 @@ fn decide(req: &Request<'_>, up: Option<&Upstream<'_>>, seen: &mut Seen) -> Acti
         _ if !matches!(req.method, "GET" | "HEAD") => {
             return not_allowed("GET, HEAD", Msg::PullOnly)
         }
-        Endpoint::Root if req.accept_html && PAGE => {
+        Endpoint::Root if req.accept_html && routes::page() => {
             seen.kind = "page";
             return Action::Page;
         }
@@ -464,14 +467,14 @@ fn decide(req: &Request<'_>, up: Option<&Upstream<'_>>, seen: &mut Seen) -> Acti
             url.push_str("/v2/");
             let start = url.len();
             upstream_name(&route, name, &mut url);
-            if LOG {
+            if routes::log() {
                 seen.repository.push_str(url.get(start..).unwrap_or(""));
             }
             if !allowed(&route, name) {
                 return denied(full);
             }
             url.push_str(rest);
-            if USES_FALLBACK && !route.fallback.is_empty() && matches!(kind, Kind::Manifest | Kind::Blob) {
+            if !route.fallback.is_empty() && matches!(kind, Kind::Manifest | Kind::Blob) {
                 ask = Some(Ask { route: &route, name, rest, head: req.method == "HEAD" });
             }
         }
@@ -643,7 +646,7 @@ fn map_scope(route: &Route, value: &str, prefixed: bool, out: &mut String) {
 /// `user:token`): `Err` with the action to read the secret first, or the
 /// 503 for a secret that is not set or not `user:token`.
 pub(crate) fn credentials(route: &Route, req: &Request<'_>) -> Result<bool, Action> {
-    let Some(name) = route.credentials.filter(|_| USES_CREDENTIALS) else { return Ok(false) };
+    let Some(name) = route.credentials else { return Ok(false) };
     match req.secret {
         Secret::NotRead => Err(Action::ReadSecret(name)),
         Secret::Value(v) if crate::secret::valid(v) => Ok(true),
@@ -681,7 +684,7 @@ fn token(req: &Request<'_>, up: Option<&Upstream<'_>>, host: &str, registry: Opt
     };
     let Some(route) = routes::get(i) else { return reply(Msg::HostNoRoute, host) };
     seen.route = route.name;
-    if LOG {
+    if routes::log() {
         seen.repository = first_repository(form.unwrap_or(query)).unwrap_or_default();
     }
     if let Some(up) = up.filter(|u| u.status == 0 || u.phase == Some(Phase::Token)) {

@@ -1,42 +1,42 @@
-//! The compiled route table and the lookups that pick a route.
+//! The route table the build compiled, and the lookups that pick a route.
 //!
-//! `build.rs` turns `routes.toml` (or `$ROUTES`) into `OUT_DIR/routes.rs`,
-//! included here: the table as data (one string pool, each route a record of
-//! 3-byte references into it; `src/route_table/render.rs` says how it is
-//! laid out), the default route and the table-wide settings. [`Route`]'s
-//! methods read a route's fields out of it. There is no runtime configuration, KV lookup or query parameter
-//! that adds a route, so the worker can only ever contact the upstreams and
-//! realms listed here (and the targets of their redirects).
+//! The table is data, not code: the build (`scripts/build.mjs`, which runs
+//! the table compiler of `src/route_table/` as WASI) turns `routes.toml`
+//! into `table.bin`, and the entry copies those bytes into this module's
+//! buffer once per isolate and calls [`load`]. `route_table/layout.rs` has
+//! the format: one string pool, each route a record of 3-byte references
+//! into it. [`Route`]'s fields are read out of it. One committed planner
+//! thus serves every table; nothing is read from KV, the environment or a
+//! request to add a route, so the worker can only ever contact the
+//! upstreams and realms listed there (and the targets of their redirects).
+//! Native builds (tests, fuzzing) start with the table `build.rs` compiled
+//! from `routes.toml` (or `$ROUTES`), and a test thread can [`install`]
+//! another.
 //!
 //! A request finds its route one of three ways:
 //! - containerd's `?ns=<registry>` (and the mirror's own `/token/<registry>`)
 //!   name a route by its `registry`, among every route of the table;
-//! - a path `/v2/<prefix>/<name>/...` on a host a prefixed route serves;
+//! - a path `/v2/<prefix>/<name>/...` on a host a prefixed route serves, or
+//!   on a host no route names (the `workers.dev` address a first deploy
+//!   lands on), where every prefix of the table applies;
 //! - otherwise the host: its route without a prefix, or the only route it
 //!   has, or else the table's default route.
-//!
-//! The `USES_*` constants say whether any route sets a key, so the code for
-//! a key no route uses compiles away.
 
-/// A reference into the compiled table: an offset (two bytes, little endian)
-/// and a length (one byte), into `POOL` for a string or into `HOSTS` or
-/// `ALLOW` for a list; length 0 is "not set".
+#[path = "route_table/layout.rs"]
+#[allow(dead_code)]
+mod layout;
+
+pub use layout::MAX as TABLE_MAX;
+
+/// A reference into the table: an offset (two bytes, little endian) and a
+/// length (one byte), into the pool for a string or into the hosts, allow
+/// or fallback entries for a list; length 0 is "not set".
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(transparent)]
 pub struct Str([u8; 3]);
 
 /// Not set.
 const NONE: Str = Str([0; 3]);
-
-/// `len` bytes of `POOL` from `at` (the generated table's constructor).
-const fn s(at: u16, len: u8) -> Str {
-    let [lo, hi] = at.to_le_bytes();
-    Str([lo, hi, len])
-}
-
-/// `count` items of `HOSTS` or `ALLOW` from `start`.
-const fn range(start: u16, count: u8) -> Str {
-    s(start, count)
-}
 
 impl Str {
     fn span(self) -> (usize, usize) {
@@ -48,11 +48,10 @@ impl Str {
     /// The string; "" when not set.
     pub fn get(self) -> &'static str {
         let (a, b) = self.span();
-        match POOL.as_bytes().get(a..b) {
-            // SAFETY: the pool is a `str`, and render.rs points every string
-            // at an occurrence of a whole `str` in it (`str::find`), which
-            // starts and ends on character boundaries. Slicing the bytes
-            // skips core's boundary checks.
+        match table().pool.get(a..b) {
+            // SAFETY: [`parse`] accepted the pool only as ASCII, and every
+            // slice of ASCII is UTF-8. Slicing the bytes skips core's
+            // boundary checks.
             Some(bytes) => unsafe { core::str::from_utf8_unchecked(bytes) },
             None => "",
         }
@@ -73,16 +72,18 @@ impl Str {
     /// it through memory in wasm32, which costs code at every call.)
     fn is(self, s: &[u8]) -> bool {
         let (a, b) = self.span();
-        POOL.as_bytes().get(a..b).is_some_and(|p| p.eq_ignore_ascii_case(s))
+        table().pool.get(a..b).is_some_and(|p| p.eq_ignore_ascii_case(s))
     }
 }
 
 /// A host name a route answers on: a name of its own, or a label under the
 /// table's domain (`quay` for `quay.{domain}`, empty for the domain itself).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(C)]
 pub struct Host {
     name: Str,
-    domain: bool,
+    /// 1 when the domain follows the name (any other byte: it does not).
+    domain: u8,
 }
 
 impl Host {
@@ -91,48 +92,38 @@ impl Host {
     pub fn is(self, host: &str) -> bool {
         let h = host.as_bytes();
         let n = self.name.len();
-        if !self.domain || n == 0 {
-            return (if self.domain { DOMAIN } else { self.name }).is(h);
+        let domain = table().domain;
+        if self.domain != 1 || n == 0 {
+            return (if self.domain == 1 { domain } else { self.name }).is(h);
         }
         // LABEL "." DOMAIN
         h.get(n) == Some(&b'.')
             && h.get(..n).is_some_and(|label| self.name.is(label))
-            && h.get(n + 1..).is_some_and(|domain| DOMAIN.is(domain))
+            && h.get(n + 1..).is_some_and(|d| domain.is(d))
     }
 }
 
-/// `Record::flags` bits.
-const LIBRARY: u8 = 1;
-const FOLLOW: u8 = 2;
-
-/// One route as the generated table stores it: eleven references into the
-/// table (34 bytes with the flags). [`Record::route`] reads it out.
+/// One route as the table stores it: eleven references and the route's
+/// flags (`layout::RECORD` bytes). [`Record::route`] reads it out.
 #[derive(Debug, PartialEq, Eq)]
+#[repr(C)]
 pub struct Record {
     fields: [Str; 11],
     flags: u8,
 }
 
-impl Record {
-    /// The generated table's constructor, in the order of [`Route`]'s fields.
-    #[allow(clippy::too_many_arguments)]
-    const fn new(
-        name: Str,
-        hosts: Str,
-        prefix: Str,
-        registry: Str,
-        upstream: Str,
-        realm: Str,
-        service: Str,
-        repository: Str,
-        credentials: Str,
-        allow: Str,
-        fallback: Str,
-        flags: u8,
-    ) -> Record {
-        Record { fields: [name, hosts, prefix, registry, upstream, realm, service, repository, credentials, allow, fallback], flags }
-    }
+// The table's entries are read in place: types of bytes only (any value is
+// valid), alignment 1, the layout's sizes.
+const _: () = assert!(
+    core::mem::size_of::<Record>() == layout::RECORD
+        && core::mem::size_of::<Host>() == layout::HOST
+        && core::mem::size_of::<Str>() == layout::ALLOW
+        && core::mem::align_of::<Record>() == 1
+        && core::mem::align_of::<Host>() == 1
+        && core::mem::align_of::<Str>() == 1
+);
 
+impl Record {
     fn str(&self, i: usize) -> Str {
         self.fields.get(i).copied().unwrap_or(NONE)
     }
@@ -143,17 +134,18 @@ impl Record {
     }
 
     fn serves(&self, host: &str) -> bool {
-        self.str(1).of(HOSTS).iter().any(|h| h.is(host))
+        self.str(1).of(table().hosts).iter().any(|h| h.is(host))
     }
 
     /// The route, its fields read out of the table once (the planner then
     /// reads plain fields, which is less code than decoding at each use).
     #[inline(never)]
     fn route(&self, id: usize) -> Route {
+        let t = table();
         Route {
             id,
             name: self.str(0).get(),
-            hosts: self.str(1).of(HOSTS),
+            hosts: self.str(1).of(t.hosts),
             prefix: self.opt(2),
             registry: self.str(3).get(),
             upstream: self.str(4).get(),
@@ -161,10 +153,10 @@ impl Record {
             service: self.opt(6),
             repository: self.opt(7),
             credentials: self.opt(8),
-            allow: self.str(9).of(ALLOW),
-            fallback: self.str(10).of(FALLBACK),
-            library: self.flags & LIBRARY != 0,
-            follow_redirects: self.flags & FOLLOW != 0,
+            allow: self.str(9).of(t.allow),
+            fallback: self.str(10).of(t.fallback),
+            library: self.flags & layout::LIBRARY != 0,
+            follow_redirects: self.flags & layout::FOLLOW != 0,
         }
     }
 }
@@ -203,36 +195,218 @@ pub struct Route {
     pub follow_redirects: bool,
 }
 
-/// Every route of the table, in order.
-pub fn routes() -> impl Iterator<Item = Route> {
-    (0..TABLE.len()).filter_map(get)
+/// The table as the planner reads it: the sections of its bytes and the
+/// header's settings.
+#[derive(Debug, Clone, Copy)]
+pub struct Table {
+    records: &'static [Record],
+    hosts: &'static [Host],
+    allow: &'static [Str],
+    fallback: &'static [u8],
+    pool: &'static [u8],
+    domain: Str,
+    default: Option<usize>,
+    flags: u8,
+    /// Whether a table was loaded (a planner without one answers every
+    /// request with [`crate::messages::Msg::TableUnusable`]).
+    loaded: bool,
 }
 
-include!(concat!(env!("OUT_DIR"), "/routes.rs"));
+impl Table {
+    const EMPTY: Table =
+        Table { records: &[], hosts: &[], allow: &[], fallback: &[], pool: &[], domain: NONE, default: None, flags: 0, loaded: false };
+}
+
+/// `bytes` read in place as `T`s (as many whole ones as fit).
+fn items<T>(bytes: &'static [u8]) -> &'static [T] {
+    let n = bytes.len() / core::mem::size_of::<T>().max(1);
+    // SAFETY: only called for Record, Host and Str (and u8): plain bytes
+    // with alignment 1, of which any value is valid (asserted above), and
+    // `n` of them fit in `bytes`.
+    unsafe { core::slice::from_raw_parts(bytes.as_ptr().cast::<T>(), n) }
+}
+
+fn u16_at(b: &[u8], i: usize) -> usize {
+    usize::from(u16::from_le_bytes([b.get(i).copied().unwrap_or(0), b.get(i + 1).copied().unwrap_or(0)]))
+}
+
+/// Reads a compiled table (`route_table/layout.rs`): `None` unless it has
+/// this planner's magic and format, its sections add up to exactly its
+/// length, its text is ASCII and its default route exists. Every other
+/// reference is bounds-checked where it is read, so a wrong one reads as
+/// "not set", never out of the table.
+pub fn parse(b: &'static [u8]) -> Option<Table> {
+    if b.get(..4)? != layout::MAGIC {
+        return None;
+    }
+    let mut at = layout::HEADER;
+    let mut take = |count_at: usize, size: usize| {
+        let n = u16_at(b, count_at) * size;
+        let part = b.get(at..at + n);
+        at += n;
+        part
+    };
+    let records = take(4, layout::RECORD)?;
+    let hosts = take(6, layout::HOST)?;
+    let allow = take(8, layout::ALLOW)?;
+    let fallback = take(10, layout::FALLBACK)?;
+    let pool = take(12, 1)?;
+    let routes = records.len() / layout::RECORD;
+    let default = match u16_at(b, 14) {
+        d if d == usize::from(layout::NO_DEFAULT) => None,
+        d if d < routes => Some(d),
+        _ => return None,
+    };
+    if at != b.len() || pool.iter().any(|&c| c >= 0x80) {
+        return None;
+    }
+    let byte = |i: usize| b.get(i).copied().unwrap_or(0);
+    Some(Table {
+        records: items(records),
+        hosts: items(hosts),
+        allow: items(allow),
+        fallback,
+        pool,
+        domain: Str([byte(16), byte(17), byte(18)]),
+        default,
+        flags: byte(19),
+        loaded: true,
+    })
+}
+
+#[cfg(target_arch = "wasm32")]
+mod store {
+    use super::{Table, TABLE_MAX};
+    use core::cell::UnsafeCell;
+
+    struct Bytes(UnsafeCell<[u8; TABLE_MAX]>);
+    struct Loaded(UnsafeCell<Table>);
+    // SAFETY: wasm32 without threads: one caller at a time.
+    unsafe impl Sync for Bytes {}
+    unsafe impl Sync for Loaded {}
+
+    /// Where the entry copies `table.bin`. Zero-initialised, so it lives in
+    /// .bss and costs no bytes of the module.
+    static BYTES: Bytes = Bytes(UnsafeCell::new([0; TABLE_MAX]));
+    static LOADED: Loaded = Loaded(UnsafeCell::new(Table::EMPTY));
+
+    pub fn buffer() -> *mut u8 {
+        BYTES.0.get().cast()
+    }
+
+    pub fn load(len: usize) -> bool {
+        // SAFETY: the entry writes the buffer once per instance, before this
+        // call and before any request; nothing writes it afterwards, so the
+        // table's slices into it stay valid and unchanged.
+        let bytes: &'static [u8] = unsafe { &*BYTES.0.get() };
+        let table = bytes.get(..len).and_then(super::parse).unwrap_or(Table::EMPTY);
+        // SAFETY: single-threaded, and no reference to LOADED is held across
+        // this write (the planner runs only inside `step`, not now).
+        unsafe { *LOADED.0.get() = table };
+        table.loaded
+    }
+
+    pub fn table() -> &'static Table {
+        // SAFETY: written only by `load`, outside any `step` call.
+        unsafe { &*LOADED.0.get() }
+    }
+}
+
+#[cfg(target_arch = "wasm32")]
+pub use store::{buffer, load};
+#[cfg(target_arch = "wasm32")]
+use store::table;
+
+/// Native builds: the table `build.rs` compiled (from `$ROUTES`, default
+/// `routes.toml`), unless this thread installed another.
+#[cfg(not(target_arch = "wasm32"))]
+mod store {
+    use super::Table;
+    use std::cell::Cell;
+    use std::sync::OnceLock;
+
+    static BUILT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/table.bin"));
+
+    thread_local! {
+        static INSTALLED: Cell<Option<&'static Table>> = const { Cell::new(None) };
+    }
+
+    pub fn table() -> &'static Table {
+        static DEFAULT: OnceLock<Table> = OnceLock::new();
+        INSTALLED.get().unwrap_or_else(|| DEFAULT.get_or_init(|| super::parse(BUILT).unwrap_or(Table::EMPTY)))
+    }
+
+    /// Makes `bytes` this thread's table, as the wasm's `load` does (tests:
+    /// each test thread can run on a table of its own): false when they do
+    /// not read as one, and the thread then has no table. The bytes are kept
+    /// for the life of the process.
+    pub fn install(bytes: Vec<u8>) -> bool {
+        let table = super::parse(Box::leak(bytes.into_boxed_slice())).unwrap_or(Table::EMPTY);
+        INSTALLED.set(Some(Box::leak(Box::new(table))));
+        table.loaded
+    }
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+pub use store::install;
+#[cfg(not(target_arch = "wasm32"))]
+use store::table;
+
+/// Whether a table is loaded: without one, no request has a route.
+pub fn loaded() -> bool {
+    table().loaded
+}
+
+/// Serve the browser page on `GET /`.
+pub fn page() -> bool {
+    table().flags & layout::PAGE != 0
+}
+
+/// One JSON line per request on the Workers log.
+pub fn log() -> bool {
+    table().flags & layout::LOG != 0
+}
+
+/// The client's address in those lines.
+pub fn log_client() -> bool {
+    table().flags & layout::LOG_CLIENT != 0
+}
+
+/// The route with `default = true`, if any.
+pub fn default_route() -> Option<usize> {
+    table().default
+}
+
+/// Every route of the table, in order.
+pub fn routes() -> impl Iterator<Item = Route> {
+    (0..table().records.len()).filter_map(get)
+}
 
 /// The route at position `i` of the table (what the lookups below return:
 /// the caller reads the route out once, where it keeps it).
 pub fn get(i: usize) -> Option<Route> {
-    TABLE.get(i).map(|r| r.route(i))
+    table().records.get(i).map(|r| r.route(i))
 }
 
 /// The route a registry name (`?ns=`, `/token/<registry>`) names. A route
 /// without hosts that is not the default exists only as another route's
 /// fallback: no request selects it.
 pub fn by_registry(name: &str) -> Option<usize> {
+    let t = table();
     let name = name.strip_suffix(".").unwrap_or(name);
-    let i = TABLE.iter().position(|r| r.str(3).is(name.as_bytes()))?;
-    let serves = |r: &Record| r.str(1).len() != 0 || DEFAULT_ROUTE == Some(i);
-    (!USES_FALLBACK || TABLE.get(i).is_some_and(serves)).then_some(i)
+    let i = t.records.iter().position(|r| r.str(3).is(name.as_bytes()))?;
+    let serves = |r: &Record| r.str(1).len() != 0 || t.default == Some(i);
+    t.records.get(i).is_some_and(serves).then_some(i)
 }
 
 /// The route for names without a prefix on `host` (port already removed, a
 /// trailing dot and case ignored): its route without a prefix, or the only
 /// route it has, or the default route.
 pub fn by_host(host: &str) -> Option<usize> {
+    let t = table();
     let host = host.strip_suffix(".").unwrap_or(host);
     let (mut first, mut count) = (0, 0);
-    for (i, r) in TABLE.iter().enumerate() {
+    for (i, r) in t.records.iter().enumerate() {
         if r.serves(host) {
             if r.str(2) == NONE {
                 return Some(i);
@@ -244,12 +418,17 @@ pub fn by_host(host: &str) -> Option<usize> {
     if count == 1 {
         Some(first)
     } else {
-        DEFAULT_ROUTE
+        t.default
     }
 }
 
 /// The route for repository `name` on `host`, and the name with the route's
 /// prefix removed (`None` when no prefix was used).
+///
+/// On a host no route names (a first deploy's `workers.dev` address, before
+/// the table's domain is attached), every route with hosts counts as
+/// serving it: each prefix reaches its route there, as on the table's
+/// shared host, and a name without one goes to the default route.
 ///
 /// On a host several routes share, a name whose first component looks like
 /// a registry (it has a `.` or `:`, or is `localhost`, as in Docker's
@@ -257,22 +436,34 @@ pub fn by_host(host: &str) -> Option<usize> {
 /// does not serve: `None`, rather than the default route's upstream asked
 /// for a repository it cannot have (Docker Hub namespaces have no dots).
 pub fn by_name<'a>(host: &str, name: &'a str) -> Option<(usize, Option<&'a str>)> {
-    if USES_PREFIX {
-        let host = host.strip_suffix(".").unwrap_or(host);
-        let mut shared = 0;
-        for (i, r) in TABLE.iter().enumerate() {
-            if !r.serves(host) {
-                continue;
-            }
-            if let Some(rest) = r.opt(2).and_then(|p| crate::strip_prefix_then(name, p, b'/')) {
-                return Some((i, Some(rest)));
-            }
-            shared += 1;
+    let t = table();
+    let host = host.strip_suffix(".").unwrap_or(host);
+    // One pass: the first route the prefix picks among those serving the
+    // host, else among all with hosts; and how many routes the name's
+    // prefix did not pick, among each.
+    let (mut named, mut anywhere, mut serving, mut hosted) = (false, None, 0, 0);
+    for (i, r) in t.records.iter().enumerate() {
+        if r.str(1).len() == 0 {
+            continue;
         }
-        let first = crate::before(name, b'/');
-        if shared > 1 && name.len() > first.len() && (crate::has(first, b'.') || crate::has(first, b':') || first == "localhost") {
-            return None;
+        let serves = r.serves(host);
+        named |= serves;
+        match r.opt(2).and_then(|p| crate::strip_prefix_then(name, p, b'/')) {
+            Some(rest) if serves => return Some((i, Some(rest))),
+            Some(rest) => anywhere = anywhere.or(Some((i, Some(rest)))),
+            None => {
+                hosted += 1;
+                serving += usize::from(serves);
+            }
         }
+    }
+    if !named && anywhere.is_some() {
+        return anywhere;
+    }
+    let shared = if named { serving } else { hosted };
+    let first = crate::before(name, b'/');
+    if shared > 1 && name.len() > first.len() && (crate::has(first, b'.') || crate::has(first, b':') || first == "localhost") {
+        return None;
     }
     by_host(host).map(|r| (r, None))
 }

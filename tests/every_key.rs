@@ -1,13 +1,25 @@
 //! The planner with every route-table key in use: credentials, allow lists,
 //! repository prefixes, routes that pass redirects, request logs, the page
-//! turned off. Compiled only against such a table (build.rs sets the
-//! `every_key` cfg): scripts/test.sh runs
-//! `ROUTES=tests/routes.every-key.toml cargo test --test every_key`.
-#![cfg(every_key)]
+//! turned off. Every test runs on `tests/routes.every-key.toml`, installed
+//! on its thread by the `step` wrappers below.
+
+mod tables;
 
 use edge_mirror::oci::error_body;
-use edge_mirror::plan::{step, step_logged, Action, Fetch, Phase, Request, Secret, Upstream, RESUME_ALL};
-use edge_mirror::routes::{by_registry, get, LOG, LOG_CLIENT, PAGE};
+use edge_mirror::plan::{Action, Fetch, Phase, Request, Secret, Upstream, RESUME_ALL};
+use edge_mirror::routes::{by_registry, get, log, log_client, page};
+
+const TABLE: &str = "tests/routes.every-key.toml";
+
+fn step(r: &Request<'_>, u: Option<&Upstream<'_>>) -> Action {
+    tables::use_table(TABLE);
+    edge_mirror::plan::step(r, u)
+}
+
+fn step_logged(r: &Request<'_>, u: Option<&Upstream<'_>>) -> (Action, Option<String>) {
+    tables::use_table(TABLE);
+    edge_mirror::plan::step_logged(r, u)
+}
 
 const M: &str = "https://mirror.example.com";
 const D: &str = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
@@ -41,7 +53,8 @@ fn up(phase: Phase, status: u16, www_authenticate: &'static str, location: &'sta
 
 #[test]
 fn the_table_uses_every_key() {
-    assert!(LOG && LOG_CLIENT && !PAGE);
+    tables::use_table(TABLE);
+    assert!(log() && log_client() && !page());
     let docker = by_registry("docker.io").and_then(get).expect("docker route");
     assert!(docker.credentials.is_some() && !docker.allow.is_empty() && docker.prefix.is_some());
     assert!(by_registry("gcr.io").and_then(get).is_some_and(|r| r.repository.is_some()));

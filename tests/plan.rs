@@ -3,6 +3,8 @@
 //! `routes.toml` (the test script does not set ROUTES for these tests; the
 //! keys the shipped table does not use are tested in tests/every_key.rs).
 
+mod tables;
+
 use edge_mirror::location::origin;
 use edge_mirror::messages::Msg;
 use edge_mirror::oci::error_body;
@@ -257,7 +259,7 @@ fn ping_is_answered_locally_when_the_realm_is_known() {
 
 #[test]
 fn the_page_lists_every_clients_configuration_for_the_tables_hosts() {
-    let html = std::fs::read_to_string(concat!(env!("OUT_DIR"), "/page.html")).expect("build.rs wrote the page");
+    let html = tables::page("routes.toml");
     for want in [
         "<code>docker pull mirror.example.com/busybox</code>",
         "<code>docker pull mirror.example.com/ghcr.io/OWNER/IMAGE</code>",
@@ -288,6 +290,49 @@ fn token_get_goes_to_the_table_realm_with_scopes_rewritten() {
     assert_eq!(fetch(&a).url, "https://public.ecr.aws/token/?scope=repository:a/b:pull");
     assert_eq!(answered(&req("PUT", "https://ghcr.mirror.example.com/token")), (405, "UNSUPPORTED".into()));
     assert_eq!(answered(&req("GET", "https://docker.mirror.example.com/token?scope=%zz")), (400, "UNSUPPORTED".into()));
+}
+
+/// A first deploy lands on NAME.ACCOUNT.workers.dev, a host the shipped
+/// table does not name: every route is still reached by its prefix there,
+/// plain names go to the default route, a registry-like first component no
+/// route has is 404, and the mirror's realm names the host asked.
+#[test]
+fn a_host_no_route_names_reaches_every_route_by_its_prefix() {
+    let w = "https://edge-mirror.someone.workers.dev";
+    let cases: Vec<(String, String)> = vec![
+        (format!("{w}/v2/busybox/manifests/latest"), "https://registry-1.docker.io/v2/library/busybox/manifests/latest".into()),
+        (format!("{w}/v2/docker.io/library/nginx/manifests/1"), "https://registry-1.docker.io/v2/library/nginx/manifests/1".into()),
+        (format!("{w}/v2/ghcr.io/owner/image/manifests/v1"), "https://ghcr.io/v2/owner/image/manifests/v1".into()),
+        (format!("{w}/v2/quay.io/org/app/blobs/{D}"), format!("https://quay.io/v2/org/app/blobs/{D}")),
+        (format!("{w}/v2/registry.k8s.io/pause/manifests/3.9"), "https://registry.k8s.io/v2/pause/manifests/3.9".into()),
+        (format!("{w}/v2/gcr.io/p/i/tags/list"), "https://gcr.io/v2/p/i/tags/list".into()),
+        (format!("{w}/v2/public.ecr.aws/a/b/manifests/1"), "https://public.ecr.aws/v2/a/b/manifests/1".into()),
+        // An IP address or a port of its own is a host no route names too.
+        ("https://203.0.113.7:8443/v2/ghcr.io/o/i/manifests/1".into(), "https://ghcr.io/v2/o/i/manifests/1".into()),
+    ];
+    for (url, want) in cases {
+        let a = step(&Request { authorization: true, ..request("GET", &url) }, None);
+        assert_eq!(forwarded(&a).0, want, "{url}");
+    }
+    // Registry-like first components no route has as a prefix: 404, never
+    // Docker Hub; nor the routes that are only fallbacks.
+    for name in ["nope.io/x", "mirror.gcr.io/library/busybox", "localhost/x"] {
+        let a = req("GET", &format!("{w}/v2/{name}/manifests/1"));
+        assert_eq!(answered(&a), (404, "NAME_UNKNOWN".into()), "{name}");
+    }
+    // The ping names this host's /token; a token request there is routed by
+    // its scope's prefix, and a challenge for a prefixed route names
+    // /token/<registry> on this host.
+    let ping = req("GET", &format!("{w}/v2/"));
+    match &ping {
+        Action::Reply(r) => assert_eq!(r.challenge.as_deref(), Some("Bearer realm=\"https://edge-mirror.someone.workers.dev/token\",service=\"registry.docker.io\"")),
+        other => panic!("{other:?}"),
+    }
+    let t = req("GET", &format!("{w}/token?scope=repository:ghcr.io/o/i:pull&service=registry.docker.io"));
+    assert_eq!(fetch(&t).url, "https://ghcr.io/token?scope=repository:o/i:pull&service=ghcr.io");
+    let r = request("GET", "https://edge-mirror.someone.workers.dev/v2/ghcr.io/o/i/manifests/1");
+    let c = relayed_challenge(step(&r, Some(&upstream(Phase::Api, 401, "Bearer realm=\"https://ghcr.io/token\",service=\"ghcr.io\",scope=\"repository:o/i:pull\"", ""))));
+    assert_eq!(c, "Bearer realm=\"https://edge-mirror.someone.workers.dev/token/ghcr.io\",service=\"ghcr.io\",scope=\"repository:ghcr.io/o/i:pull\"");
 }
 
 #[test]

@@ -5,7 +5,7 @@
 #[allow(dead_code)]
 mod route_table;
 
-use route_table::{index_html, parse, render, RouteSpec};
+use route_table::{index_html, layout, parse, render, RouteSpec};
 
 fn err(src: &str) -> (usize, String) {
     let e = parse(src).expect_err("table should be refused");
@@ -276,33 +276,87 @@ fn errors_name_the_line_and_the_fix() {
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }
 
-/// The string a field of a generated route refers to (`s(AT, LEN)` among
-/// `Record::new`'s arguments, in the order the table's legend names them),
-/// read back out of the generated pool; `None` for `NONE`.
-fn decode(out: &str, route: &str, field: &str) -> Option<String> {
-    let pool = out.split("static POOL: &str = \"").nth(1)?.split("\";").next()?;
-    let legend = out.split("// Record::new(").nth(1)?.split(')').next()?;
-    let i = legend.split(", ").position(|f| f == field)?;
-    let line = out.lines().skip_while(|l| !l.contains(&format!("[routes.{route}]"))).nth(1)?;
-    let args = line.trim().strip_prefix("Record::new(")?.strip_suffix("),")?;
-    // Split at the commas outside parentheses.
-    let (mut depth, mut start, mut items) = (0, 0, Vec::new());
-    for (j, c) in args.char_indices() {
-        match c {
-            '(' => depth += 1,
-            ')' => depth -= 1,
-            ',' if depth == 0 => {
-                items.push(args[start..j].trim());
-                start = j + 1;
-            }
-            _ => {}
-        }
+/// The compiled table read by the test itself, straight from the format of
+/// `layout.rs` (a second reader beside the planner's, so the two must agree
+/// with the format, not only with each other).
+struct Bytes<'a> {
+    b: &'a [u8],
+}
+
+impl<'a> Bytes<'a> {
+    fn u16(&self, i: usize) -> usize {
+        usize::from(u16::from_le_bytes([self.b[i], self.b[i + 1]]))
     }
-    items.push(args[start..].trim());
-    let arg = items.get(i)?;
-    let (at, len) = arg.strip_prefix("s(")?.trim_end_matches(')').split_once(", ")?;
-    let (at, len): (usize, usize) = (at.parse().ok()?, len.parse().ok()?);
-    pool.get(at..at + len).map(str::to_string)
+    /// Where each section starts: records, hosts, allow, fallback, pool.
+    fn sections(&self) -> [usize; 5] {
+        let mut at = layout::HEADER;
+        let mut out = [0; 5];
+        for (k, size) in [layout::RECORD, layout::HOST, layout::ALLOW, layout::FALLBACK].into_iter().enumerate() {
+            out[k] = at;
+            at += self.u16(4 + 2 * k) * size;
+        }
+        out[4] = at;
+        assert_eq!(at + self.u16(12), self.b.len(), "the sections add up to the table's length");
+        out
+    }
+    fn pool(&self) -> &'a str {
+        std::str::from_utf8(&self.b[self.sections()[4]..]).expect("ASCII pool")
+    }
+    /// A str's bytes as text; `None` when not set.
+    fn str(&self, r: &[u8]) -> Option<&'a str> {
+        let (at, len) = (usize::from(u16::from_le_bytes([r[0], r[1]])), usize::from(r[2]));
+        (len > 0).then(|| &self.pool()[at..at + len])
+    }
+    fn record(&self, i: usize) -> &'a [u8] {
+        let at = self.sections()[0] + i * layout::RECORD;
+        &self.b[at..at + layout::RECORD]
+    }
+    /// Field `name` (the layout's order) of route `i`.
+    fn field(&self, i: usize, name: &str) -> Option<&'a str> {
+        let k = FIELDS.iter().position(|f| *f == name).expect("a field of the layout");
+        self.str(&self.record(i)[3 * k..3 * k + 3])
+    }
+    fn range(&self, i: usize, name: &str) -> (usize, usize) {
+        let k = FIELDS.iter().position(|f| *f == name).expect("a field of the layout");
+        let r = &self.record(i)[3 * k..];
+        (usize::from(u16::from_le_bytes([r[0], r[1]])), usize::from(r[2]))
+    }
+    /// Every host, the label and the domain joined as the entry says.
+    fn hosts(&self) -> Vec<String> {
+        let at = self.sections()[1];
+        let domain = self.str(&self.b[16..19]).unwrap_or("");
+        (0..self.u16(6))
+            .map(|k| {
+                let e = &self.b[at + 4 * k..at + 4 * k + 4];
+                match (e[3], self.str(&e[..3])) {
+                    (1, None) => domain.to_string(),
+                    (1, Some(label)) => format!("{label}.{domain}"),
+                    (_, label) => label.unwrap_or("").to_string(),
+                }
+            })
+            .collect()
+    }
+    fn allow(&self) -> Vec<&'a str> {
+        let at = self.sections()[2];
+        (0..self.u16(8)).map(|k| self.str(&self.b[at + 3 * k..at + 3 * k + 3]).expect("a pattern")).collect()
+    }
+}
+
+/// The fields of a record, in the layout's order.
+const FIELDS: [&str; 11] =
+    ["name", "hosts", "prefix", "registry", "upstream", "realm", "service", "repository", "credentials", "allow", "fallback"];
+
+/// Every table the project builds or ships, by name, with its text
+/// (`routes.toml` with `tests/routes.more.toml` appended is the size
+/// check's per-route table).
+fn tables() -> Vec<(String, String)> {
+    let read = |f: &str| std::fs::read_to_string(format!("{}/{f}", env!("CARGO_MANIFEST_DIR"))).expect("table");
+    let mut out: Vec<(String, String)> = ["routes.toml", "tests/routes.every-key.toml", "tests/routes.every-key-16.toml", "tests/e2e/routes.e2e.toml", "bench/routes.bench.toml"]
+        .iter()
+        .map(|f| (f.to_string(), read(f)))
+        .collect();
+    out.push(("routes.toml + tests/routes.more.toml".into(), read("routes.toml") + "\n" + &read("tests/routes.more.toml")));
+    out
 }
 
 /// Every table the project builds, rendered and read back: each field of
@@ -310,12 +364,13 @@ fn decode(out: &str, route: &str, field: &str) -> Option<String> {
 /// says, wherever the pool stores it.
 #[test]
 fn every_table_reads_back_from_its_pool() {
-    for file in ["routes.toml", "tests/routes.every-key.toml", "tests/routes.every-key-16.toml", "tests/e2e/routes.e2e.toml", "bench/routes.bench.toml"] {
-        let src = std::fs::read_to_string(format!("{}/{file}", env!("CARGO_MANIFEST_DIR"))).expect("table");
+    for (file, src) in tables() {
         let table = parse(&src).unwrap_or_else(|e| panic!("{file}: {e:?}"));
-        let out = render(&table, file);
-        let pool = out.split("static POOL: &str = \"").nth(1).and_then(|p| p.split("\";").next()).expect("pool");
-        for r in &table.routes {
+        let out = render(&table).expect("renders");
+        let bytes = Bytes { b: &out };
+        assert_eq!(&out[..4], &layout::MAGIC);
+        assert_eq!(bytes.u16(4), table.routes.len());
+        for (i, r) in table.routes.iter().enumerate() {
             let name = table.log.then_some(r.name.as_str());
             let fields = [
                 ("name", name),
@@ -328,90 +383,94 @@ fn every_table_reads_back_from_its_pool() {
                 ("credentials", r.credentials.as_deref()),
             ];
             for (field, want) in fields {
-                assert_eq!(decode(&out, &r.name, field).as_deref(), want, "{file} [routes.{}] {field}", r.name);
+                assert_eq!(bytes.field(i, field), want, "{file} [routes.{}] {field}", r.name);
             }
         }
-        // Hosts: the label, and the domain after a dot when the entry says so.
-        let domain = table.domain.clone().unwrap_or_default();
-        let hosts: Vec<String> = out
-            .lines()
-            .filter_map(|l| l.trim().strip_prefix("Host { name: "))
-            .map(|l| {
-                let (name, rest) = l.split_once(", domain: ").expect("host entry");
-                let label = match name.strip_prefix("s(").and_then(|a| a.strip_suffix(')')) {
-                    Some(args) => {
-                        let (at, len) = args.split_once(", ").expect("s(at, len)");
-                        let (at, len): (usize, usize) = (at.parse().expect("at"), len.parse().expect("len"));
-                        &pool[at..at + len]
-                    }
-                    None => {
-                        assert_eq!(name, "NONE");
-                        ""
-                    }
-                };
-                match (rest.starts_with("true"), label.is_empty()) {
-                    (true, true) => domain.clone(),
-                    (true, false) => format!("{label}.{domain}"),
-                    (false, _) => label.to_string(),
-                }
-            })
-            .collect();
         let want: Vec<String> = table.routes.iter().flat_map(|r| r.hosts.clone()).collect();
-        assert_eq!(hosts, want, "{file}: hosts");
-        let allow: Vec<&str> = out
-            .split("static ALLOW: &[Str] = &[\n")
-            .nth(1)
-            .expect("allow table")
-            .lines()
-            .take_while(|l| *l != "];")
-            .map(|l| {
-                let (at, len) = l.trim().strip_prefix("s(").and_then(|a| a.split(')').next()).and_then(|a| a.split_once(", ")).expect("s(at, len)");
-                let (at, len): (usize, usize) = (at.parse().expect("at"), len.parse().expect("len"));
-                &pool[at..at + len]
-            })
-            .collect();
+        assert_eq!(bytes.hosts(), want, "{file}: hosts");
         let want: Vec<&str> = table.routes.iter().flat_map(|r| r.allow.iter().map(String::as_str)).collect();
-        assert_eq!(allow, want, "{file}: allow");
+        assert_eq!(bytes.allow(), want, "{file}: allow");
     }
 }
 
 #[test]
-fn renders_a_generated_table_with_line_comments() {
+fn renders_a_compiled_table() {
     let table = parse("log = true\n[routes.a]\nhosts = [\"a.test\"]\nupstream = \"https://x\"\nrealm = \"https://x/t\"\nlibrary = true\nallow = [\"library/*\"]\ncredentials = \"A_CREDS\"\n\n[routes.b]\nhosts = [\"b.test\"]\nupstream = \"https://y\"\ndefault = true\nredirects = \"pass\"\nprefix = \"b.io\"\nregistry = \"b.io\"\n").expect("parses");
-    let out = render(&table, "t.toml");
-    assert!(out.starts_with("// @generated"));
+    let out = render(&table).expect("renders");
+    let bytes = Bytes { b: &out };
     // Every string once, longest first; a string inside another is stored
     // as that occurrence (the upstream inside its realm, "a" and "x").
-    assert!(out.contains("static POOL: &str = \"https://x/thttps://ylibrary/*A_CREDSa.testb.testb.io\";\n"), "{out}");
-    let field = |route: &str, name: &str| decode(&out, route, name);
-    assert!(out.contains("    // t.toml:2: [routes.a] upstream https://x\n    Record::new(s("), "{out}");
-    assert!(out.contains("    // t.toml:10: [routes.b] upstream https://y\n    Record::new(s("), "{out}");
+    assert_eq!(bytes.pool(), "https://x/thttps://ylibrary/*A_CREDSa.testb.testb.io");
     for (route, name, want) in [
-        ("a", "name", Some("a")),
-        ("a", "registry", Some("x")),
-        ("a", "upstream", Some("https://x")),
-        ("a", "realm", Some("https://x/t")),
-        ("a", "service", None),
-        ("a", "credentials", Some("A_CREDS")),
-        ("b", "prefix", Some("b.io")),
-        ("b", "registry", Some("b.io")),
-        ("b", "upstream", Some("https://y")),
-        ("b", "realm", None),
+        (0, "name", Some("a")),
+        (0, "registry", Some("x")),
+        (0, "upstream", Some("https://x")),
+        (0, "realm", Some("https://x/t")),
+        (0, "service", None),
+        (0, "credentials", Some("A_CREDS")),
+        (1, "name", Some("b")),
+        (1, "prefix", Some("b.io")),
+        (1, "registry", Some("b.io")),
+        (1, "upstream", Some("https://y")),
+        (1, "realm", None),
     ] {
-        assert_eq!(field(route, name).as_deref(), want, "{route}.{name}");
+        assert_eq!(bytes.field(route, name), want, "{route}.{name}");
     }
-    assert!(out.contains("), range(0, 1), NONE, s(8, 1)") && out.contains("), range(1, 1), s(48, 4)"), "{out}");
-    assert!(out.contains("    Host { name: s(36, 6), domain: false }, // a.test\n"), "{out}");
-    assert!(out.contains("static ALLOW: &[Str] = &[\n    s(20, 9), // library/*\n];"), "{out}");
-    assert!(out.contains(", LIBRARY | FOLLOW),\n") && out.contains(", range(1, 0), range(0, 0), 0),\n"), "{out}");
-    assert!(out.contains("pub const DEFAULT_ROUTE: Option<usize> = Some(1);"));
-    for line in ["pub const PAGE: bool = true;", "pub const LOG: bool = true;", "pub const LOG_CLIENT: bool = false;", "pub const USES_PREFIX: bool = true;", "pub const USES_REPOSITORY: bool = false;", "pub const USES_CREDENTIALS: bool = true;", "pub const USES_ALLOW: bool = true;"] {
-        assert!(out.contains(line), "{line}");
-    }
+    // The registry name "x" is the x of "https://x/t": offset 8, one byte.
+    assert_eq!(&bytes.record(0)[9..12], &[8, 0, 1]);
+    assert_eq!(bytes.range(0, "hosts"), (0, 1));
+    assert_eq!(bytes.range(1, "hosts"), (1, 1));
+    assert_eq!(bytes.range(0, "allow"), (0, 1));
+    assert_eq!(bytes.range(1, "allow"), (1, 0));
+    assert_eq!(bytes.hosts(), ["a.test", "b.test"]);
+    assert_eq!(bytes.allow(), ["library/*"]);
+    assert_eq!(bytes.record(0)[33], layout::LIBRARY | layout::FOLLOW);
+    assert_eq!(bytes.record(1)[33], 0);
+    // Header: 2 routes, 2 hosts, 1 pattern, no fallbacks, route 1 the
+    // default, no domain; page and log on, log_client off.
+    assert_eq!([bytes.u16(4), bytes.u16(6), bytes.u16(8), bytes.u16(10), bytes.u16(14)], [2, 2, 1, 0, 1]);
+    assert_eq!(&out[16..19], &[0, 0, 0]);
+    assert_eq!(out[19], layout::PAGE | layout::LOG);
+    assert_eq!(out.len(), layout::HEADER + 2 * layout::RECORD + 2 * layout::HOST + layout::ALLOW + bytes.pool().len());
     let page = index_html(&table);
     assert!(page.contains("docker pull a.test/busybox"));
     assert!(page.contains("docker pull b.test/OWNER/IMAGE"));
     assert!(page.contains("docker pull b.test/b.io/OWNER/IMAGE"));
+}
+
+/// Names are stored only when the table logs; no default is NO_DEFAULT; a
+/// host under the domain is its label.
+#[test]
+fn renders_names_only_when_logging_and_hosts_under_the_domain_as_labels() {
+    let src = "domain = \"m.test\"\n[routes.quay]\nhosts = [\"{domain}\", \"quay.{domain}\", \"other.test\"]\nupstream = \"https://quay.io\"\n";
+    let out = render(&parse(src).expect("parses")).expect("renders");
+    let bytes = Bytes { b: &out };
+    assert_eq!(bytes.field(0, "name"), None);
+    assert_eq!(bytes.u16(14), usize::from(layout::NO_DEFAULT));
+    assert_eq!(out[19], layout::PAGE);
+    assert_eq!(bytes.hosts(), ["m.test", "quay.m.test", "other.test"]);
+    // The domain is stored once; "quay" is found inside the upstream.
+    assert_eq!(bytes.pool(), "https://quay.ioother.testm.test");
+}
+
+/// A table bigger than the planner's buffer is refused at build time, with
+/// the size and what to do.
+#[test]
+fn a_table_over_the_planners_buffer_is_refused() {
+    let mut src = String::new();
+    // Within the checks on text (64 KiB of strings), but 1900 records of
+    // 34 bytes and their hosts are more than 64 KiB of table.
+    for i in 0..1900 {
+        src.push_str(&format!("[routes.r{i}]\nhosts = [\"h{i}.t\"]\nupstream = \"https://u{i}.e\"\n"));
+    }
+    let e = render(&parse(&src).expect("parses")).expect_err("too big");
+    assert_eq!(e.line, 1);
+    assert!(
+        e.message.starts_with("the compiled table is ")
+            && e.message.ends_with(" bytes, more than the 65536 the worker holds; split the routes over several workers"),
+        "{}",
+        e.message
+    );
 }
 
 #[test]
@@ -479,33 +538,83 @@ fn the_build_reports_the_file_and_line() {
     assert!(stderr.contains(&want), "stderr was:\n{stderr}");
 }
 
-/// The worker's own reading of its compiled table (src/routes.rs) gives back
-/// what the table says, route by route: the decoder and the renderer agree.
+/// The planner's own reading of the compiled table (src/routes.rs) gives
+/// back what the table says, route by route, for every table: the reader
+/// and the renderer agree.
 #[test]
 fn the_compiled_table_reads_back_as_written() {
-    let file = std::env::var("ROUTES").unwrap_or_else(|_| "routes.toml".to_string());
-    let src = std::fs::read_to_string(format!("{}/{file}", env!("CARGO_MANIFEST_DIR"))).expect("table");
-    let table = parse(&src).expect("parses");
-    let compiled: Vec<_> = edge_mirror::routes::routes().collect();
-    assert_eq!(compiled.len(), table.routes.len());
-    for (r, spec) in compiled.iter().zip(&table.routes) {
-        assert_eq!(r.name, if table.log { spec.name.as_str() } else { "" });
-        assert_eq!(r.prefix, spec.prefix.as_deref());
-        assert_eq!(r.registry, spec.registry);
-        assert_eq!(r.upstream, spec.upstream);
-        assert_eq!(r.realm, spec.realm.as_deref());
-        assert_eq!(r.service, spec.service.as_deref());
-        assert_eq!(r.repository, spec.repository.as_deref());
-        assert_eq!(r.credentials, spec.credentials.as_deref());
-        assert_eq!((r.library, r.follow_redirects), (spec.library, spec.follow_redirects));
-        let allow: Vec<&str> = r.allow.iter().map(|p| p.get()).collect();
-        assert_eq!(allow, spec.allow);
-        let fallback: Vec<&str> = r.fallback.iter().map(|&i| compiled[usize::from(i)].registry).collect();
-        assert_eq!(fallback, spec.fallback, "{}", spec.name);
-        assert_eq!(r.hosts.len(), spec.hosts.len(), "{}", spec.name);
-        for (h, want) in r.hosts.iter().zip(&spec.hosts) {
-            assert!(h.is(want) && h.is(&want.to_ascii_uppercase()), "{} {want}", spec.name);
-            assert!(!h.is(&format!("x{want}")) && !h.is(&want[1..]) && !h.is(&format!("{want}.x")), "{} {want}", spec.name);
+    for (file, src) in tables() {
+        let table = parse(&src).expect("parses");
+        assert!(edge_mirror::routes::install(render(&table).expect("renders")), "{file}");
+        let compiled: Vec<_> = edge_mirror::routes::routes().collect();
+        assert_eq!(compiled.len(), table.routes.len());
+        assert_eq!(edge_mirror::routes::default_route(), table.routes.iter().position(|r| r.default), "{file}");
+        let flags = (edge_mirror::routes::page(), edge_mirror::routes::log(), edge_mirror::routes::log_client());
+        assert_eq!(flags, (table.page, table.log, table.log_client), "{file}");
+        for (r, spec) in compiled.iter().zip(&table.routes) {
+            assert_eq!(r.name, if table.log { spec.name.as_str() } else { "" });
+            assert_eq!(r.prefix, spec.prefix.as_deref());
+            assert_eq!(r.registry, spec.registry);
+            assert_eq!(r.upstream, spec.upstream);
+            assert_eq!(r.realm, spec.realm.as_deref());
+            assert_eq!(r.service, spec.service.as_deref());
+            assert_eq!(r.repository, spec.repository.as_deref());
+            assert_eq!(r.credentials, spec.credentials.as_deref());
+            assert_eq!((r.library, r.follow_redirects), (spec.library, spec.follow_redirects));
+            let allow: Vec<&str> = r.allow.iter().map(|p| p.get()).collect();
+            assert_eq!(allow, spec.allow);
+            let fallback: Vec<&str> = r.fallback.iter().map(|&i| compiled[usize::from(i)].registry).collect();
+            assert_eq!(fallback, spec.fallback, "{}", spec.name);
+            assert_eq!(r.hosts.len(), spec.hosts.len(), "{}", spec.name);
+            for (h, want) in r.hosts.iter().zip(&spec.hosts) {
+                assert!(h.is(want) && h.is(&want.to_ascii_uppercase()), "{} {want}", spec.name);
+                assert!(!h.is(&format!("x{want}")) && !h.is(&want[1..]) && !h.is(&format!("{want}.x")), "{} {want}", spec.name);
+            }
+        }
+    }
+}
+
+/// Bytes that are not a table of this format are refused whole: the
+/// planner then has no route (and answers every request saying so), and
+/// never reads past what it was given.
+#[test]
+fn the_planner_refuses_bytes_that_are_not_its_table() {
+    let good = render(&parse(include_str!("../routes.toml")).expect("parses")).expect("renders");
+    let leak = |v: Vec<u8>| -> &'static [u8] { Box::leak(v.into_boxed_slice()) };
+    assert!(edge_mirror::routes::parse(leak(good.clone())).is_some());
+    let mut cases: Vec<(&str, Vec<u8>)> = vec![
+        ("empty", vec![]),
+        ("header only", good[..layout::HEADER].to_vec()),
+        ("one byte short", good[..good.len() - 1].to_vec()),
+        ("one byte more", [good.as_slice(), b"x"].concat()),
+    ];
+    let mut other_format = good.clone();
+    other_format[3] = 2;
+    cases.push(("another format", other_format));
+    let mut non_ascii = good.clone();
+    *non_ascii.last_mut().expect("a pool") = 0xc3;
+    cases.push(("non-ASCII text", non_ascii));
+    let mut no_such_default = good.clone();
+    no_such_default[14] = 200;
+    cases.push(("a default past the last route", no_such_default));
+    let mut more_routes = good.clone();
+    more_routes[4] += 1;
+    cases.push(("a count that does not add up", more_routes));
+    for (what, bytes) in cases {
+        assert!(edge_mirror::routes::parse(leak(bytes.clone())).is_none(), "{what}");
+        assert!(edge_mirror::routes::install(good.clone()) && edge_mirror::routes::routes().count() == 10);
+        assert!(!edge_mirror::routes::install(bytes), "{what}");
+        // Without a table every request, whatever it is, gets the 500 that
+        // says what to do, and nothing is fetched.
+        assert!(!edge_mirror::routes::loaded() && edge_mirror::routes::routes().count() == 0, "{what}");
+        for (method, url) in [("GET", "https://mirror.example.com/v2/"), ("HEAD", "https://x.test/v2/busybox/manifests/1"), ("POST", "https://mirror.example.com/token")] {
+            match edge_mirror::plan::step(&edge_mirror::plan::Request::new(method, url), None) {
+                edge_mirror::plan::Action::Reply(r) => {
+                    assert_eq!((r.status(), r.msg), (500, edge_mirror::messages::Msg::TableUnusable), "{what} {url}");
+                    assert!(r.msg.text().contains("npx wrangler deploy"));
+                }
+                other => panic!("{what} {url}: {other:?}"),
+            }
         }
     }
 }

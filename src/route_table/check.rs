@@ -246,6 +246,11 @@ fn fits(r: &RawRoute) -> Result<(), TableError> {
 
 fn validate(r: &RawRoute, domain: Option<&(String, usize)>) -> Result<RouteSpec, TableError> {
     fits(r)?;
+    // The compiled table's text is ASCII (the planner reads it without a
+    // UTF-8 validator); every other string is checked to be ASCII below.
+    if !r.name.is_ascii() {
+        return err(r.line, format!("route name \"{}\" is not ASCII; name routes with ASCII letters, digits, '-' and '_'", r.name));
+    }
     let s = &r.section;
     let mut hosts = Vec::new();
     for (h, line) in s.list("hosts") {
@@ -256,6 +261,9 @@ fn validate(r: &RawRoute, domain: Option<&(String, usize)>) -> Result<RouteSpec,
     let service = match s.str("service") {
         Some((v, line)) if v.is_empty() || v.bytes().any(|b| b < 0x20 || b == 0x7f) => {
             return err(line, "service must be a non-empty string without control characters")
+        }
+        Some((v, line)) if !v.is_ascii() => {
+            return err(line, format!("service \"{}\" is not ASCII; write it as the upstream's challenge names it, which is ASCII", v))
         }
         other => other.map(|(v, _)| v.to_string()),
     };

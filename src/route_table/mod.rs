@@ -1,9 +1,12 @@
-//! The route-table compiler: reads `routes.toml` and writes the Rust table the
-//! worker `include!`s.
+//! The route-table compiler: reads `routes.toml` and writes the compiled
+//! table the worker reads (`table.bin`) and the browser page.
 //!
-//! This directory is not part of the worker. `build.rs` and the tests include
-//! it with `#[path]`, so the wasm never carries a TOML reader and the tests can
-//! assert the exact error text and line numbers a user sees. One job a file:
+//! This directory is not part of the planner's wasm. It is built on its own
+//! for WASI (`compiler/`, committed as `dist/route-table.wasm`, which the
+//! deploy build runs under Node), and `build.rs` and the tests include it
+//! with `#[path]`, so the planner never carries a TOML reader and the tests
+//! can assert the exact error text and line numbers a user sees. One job a
+//! file:
 //!
 //! - `read.rs`: the TOML document, read with the `toml` crate (without serde:
 //!   it walks the crate's spanned document), so any TOML is accepted as TOML
@@ -16,8 +19,9 @@
 //!   plain http without `insecure = true`, prefixes, allow patterns,
 //!   credentials, and across routes duplicate hosts, registry names and
 //!   defaults.
-//! - `render.rs`: the Rust source of the compiled table (one string pool,
-//!   routes as offsets into it).
+//! - `render.rs`: the compiled table's bytes (one string pool, routes as
+//!   offsets into it), in the format of `layout.rs`, which the planner
+//!   (`src/routes.rs`) includes too.
 //! - `page.rs`: the browser page with every client's configuration.
 //!
 //! Errors name the file and the 1-based line (computed from the crate's byte
@@ -25,6 +29,7 @@
 //! whether an upstream answers is for the worker to find out.
 
 mod check;
+pub mod layout;
 mod page;
 mod read;
 mod render;
