@@ -2,8 +2,9 @@
 # Runs the mirror locally over HTTPS, like a deployed Worker:
 #   scripts/dev.sh [--http] [--wrangler] [--ip ADDR] [--port N] [-- WRANGLER ARGS]
 #
-# Default: builds the release worker (scripts/build-worker.sh, as deployed)
-# and serves a copy of it with plain `workerd serve` on https://127.0.0.1:8787.
+# Default: builds the worker as a deployment does (node scripts/build.mjs:
+# the committed planner in dist/ and the route table; no Rust needed) and
+# serves it with plain `workerd serve` on https://127.0.0.1:8787.
 #   --http      plain http instead (clients then stall 10 s per pull: they try
 #               a TLS handshake first, which workerd leaves unanswered)
 #   --wrangler  serve with `wrangler dev` instead, which rebuilds and reloads
@@ -49,7 +50,7 @@ if [ $# -gt 0 ] && [ "$stack" != wrangler ]; then
   exit 2
 fi
 
-bash scripts/setup.sh
+bash scripts/setup.sh --quiet
 export WRANGLER_SEND_METRICS=false
 routes=${ROUTES:-routes.toml}
 dev=$(realpath -m "${DEV_DIR:-.dev}")
@@ -156,20 +157,10 @@ if [ "$stack" = wrangler ]; then
   exec node_modules/.bin/wrangler dev --ip "$ip" --port "$port" "${tls_args[@]}" "$@"
 fi
 
-ROUTES=$routes bash scripts/build-worker.sh
-# Serve a copy, so later builds into build/ (tests, benchmarks, other tables)
-# do not change the running worker; and check that the copy is this table's
-# build, not a concurrent build's with another table.
+# Built straight into the served folder, so later builds into build/
+# (tests, benchmarks, other tables) do not change the running worker.
 mkdir -p "$dev/serve"
-cp build/index.js build/index_bg.wasm "$dev/serve/"
-python3 - "$dev/serve/index.js" "${hosts[@]}" <<'EOF'
-import re, sys
-# The browser page in the entry names hosts of the table it was built with.
-built = set(re.findall(r"docker pull ([a-z0-9._-]+)/", open(sys.argv[1], encoding="utf-8").read()))
-if not built <= set(sys.argv[2:]):
-    sys.exit(f"dev.sh: build/ holds a worker for hosts {sorted(built)}, not this table's; "
-             "another build ran at the same time: run dev.sh again")
-EOF
+node scripts/build.mjs --table "$routes" --out "$dev/serve"
 
 # Worker secrets from DEV_VARS (or .dev.vars), as text bindings: one file
 # per value under DEV_DIR/vars (mode 700), embedded by the config.
@@ -227,7 +218,12 @@ const config :Workerd.Config = (
   sockets = [(name = "$protocol", address = "$addr", $socket, service = "main")],
 );
 const worker :Workerd.Worker = (
-  modules = [(name = "index.js", esModule = embed "serve/index.js"), (name = "index_bg.wasm", wasm = embed "serve/index_bg.wasm")],
+  modules = [
+    (name = "index.js", esModule = embed "serve/index.js"),
+    (name = "index_bg.wasm", wasm = embed "serve/index_bg.wasm"),
+    (name = "table.bin", data = embed "serve/table.bin"),
+    (name = "page.html", text = embed "serve/page.html"),
+  ],
   compatibilityDate = "$date",
   compatibilityFlags = $flags,
   bindings = [${bindings%, }],

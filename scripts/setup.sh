@@ -1,21 +1,22 @@
 #!/usr/bin/env bash
 # Installs what building, running and testing the worker needs, and skips
 # what is already there (a run with nothing to install takes about 0.05 s):
-#   - Rust: the nightly pinned in rust-toolchain.toml with rust-src and
-#     clippy; wasm-bindgen-cli at the version the wasm-bindgen crate needs
-#     (cargo install, 4 to 7 minutes on 2 cores the first time)
-#   - npm: wrangler (workerd), binaryen (wasm-opt), esbuild, from package-lock.json
-#   - with --test: the Debian packages and Python packages the test suite
-#     calls (APT_PACKAGES, PIP_PACKAGES), and cargo-fuzz
+#   - always: the npm packages of package-lock.json (wrangler, with workerd):
+#     all the deploy build and `wrangler dev` need, besides Node itself
+#   - with --from-source (what rebuilding dist/ from the Rust sources needs):
+#     the nightly pinned in rust-toolchain.toml with rust-src and clippy;
+#     wasm-bindgen-cli at the version the wasm-bindgen crate needs (cargo
+#     install, 4 to 7 minutes on 2 cores the first time); the table
+#     compiler's toolchain (compiler/rust-toolchain.toml) with wasm32-wasip1;
+#     scripts/from-source's npm packages (wasm-opt, esbuild)
+#   - with --test: all of that, and the Debian and Python packages the test
+#     suite calls (APT_PACKAGES, PIP_PACKAGES), and cargo-fuzz
 #
-#   scripts/setup.sh           install what building and serving need
-#   scripts/setup.sh --test    and what the test suite needs
-#   scripts/setup.sh --quiet   as the first, silent when nothing is missing
-#                              (scripts/build-worker.sh, so `wrangler deploy`
-#                              and `wrangler dev` install on a fresh clone)
-#   scripts/setup.sh --check   install nothing: when building lacks something,
-#                              one line naming it and the command that installs
-#                              it, and exit 1 (the build with EDGE_NO_INSTALL=1)
+#   scripts/setup.sh [--from-source | --test] [--quiet | --check]
+#     --quiet   silent when nothing is missing (the builds call it so)
+#     --check   install nothing: when something is missing, one line naming
+#               it and the command that installs it, and exit 1 (the build
+#               with EDGE_NO_INSTALL=1)
 #
 # One line per step, so a first install does not look hung.
 set -euo pipefail
@@ -27,33 +28,50 @@ CARGO_FUZZ_VERSION=0.13.2
 APT_PACKAGES=(docker.io docker-registry skopeo containerd tshark nginx-light wrk openssl util-linux)
 PIP_PACKAGES=(pytest==8.3.4 cryptography==48.0.0 PyYAML==6.0.3)
 
-mode=build quiet=false
-case "${1:-}" in
-  "") ;;
-  --test) mode=test ;;
-  --quiet) quiet=true ;;
-  --check) mode=check ;;
-  *) echo "usage: scripts/setup.sh [--test | --quiet | --check]" >&2; exit 2 ;;
-esac
+mode=deploy quiet=false check=false
+for arg in "$@"; do
+  case "$arg" in
+    --from-source) mode=source ;;
+    --test) mode=test ;;
+    --quiet) quiet=true ;;
+    --check) check=true ;;
+    *) echo "usage: scripts/setup.sh [--from-source | --test] [--quiet | --check]" >&2; exit 2 ;;
+  esac
+done
+rust=false
+[ "$mode" = deploy ] || rust=true
+install_cmd="bash scripts/setup.sh"
+[ "$mode" = deploy ] || install_cmd+=" --$mode"
 
 say() { printf '[setup] %s\n' "$*"; }
 
 # The prerequisites this script does not install.
-for p in rustup:https://rustup.rs node:https://nodejs.org npm:https://nodejs.org python3:https://www.python.org; do
+prereqs=(node:https://nodejs.org npm:https://nodejs.org)
+$rust && prereqs+=(rustup:https://rustup.rs python3:https://www.python.org)
+for p in "${prereqs[@]}"; do
   if ! command -v "${p%%:*}" >/dev/null 2>&1; then
     say "missing: ${p%%:*}, which this project needs and does not install; install it (${p#*:}), then run the command again"
     exit 1
   fi
 done
+if ! node -e 'const [a, b] = process.versions.node.split(".").map(Number); process.exit(a > 20 || (a === 20 && b >= 3) ? 0 : 1)'; then
+  say "missing: Node 20.3 or later (this is $(node --version)); install it (https://nodejs.org), then run the command again"
+  exit 1
+fi
 
 toolchain=$(sed -n 's/^channel = "\(.*\)"/\1/p' rust-toolchain.toml)
+compiler_toolchain=$(sed -n 's/^channel = "\(.*\)"/\1/p' compiler/rust-toolchain.toml)
 wasm_bindgen=${WASM_BINDGEN_BIN:-wasm-bindgen}
-stamp=node_modules/.package-lock.json
 
 # The toolchain pinned in rust-toolchain.toml, with rust-src for -Zbuild-std.
 have_toolchain() {
   rustup run "$toolchain" rustc --version >/dev/null 2>&1 &&
     rustup component list --toolchain "$toolchain" --installed 2>/dev/null | grep -q '^rust-src'
+}
+# The table compiler's stable toolchain, with the WASI std.
+have_compiler_toolchain() {
+  rustup run "$compiler_toolchain" rustc --version >/dev/null 2>&1 &&
+    rustup target list --toolchain "$compiler_toolchain" --installed 2>/dev/null | grep -qx 'wasm32-wasip1'
 }
 # The CLI must match the wasm-bindgen crate exactly (WASM_BINDGEN_BIN, when
 # set, is the one the build uses).
@@ -62,19 +80,23 @@ have_wasm_bindgen() {
 }
 # npm writes node_modules/.package-lock.json on install; reinstall when the
 # committed lockfile is newer or the tree is missing.
-have_npm() {
-  [ -f "$stamp" ] && ! [ package-lock.json -nt "$stamp" ]
+have_npm() { # DIR
+  [ -f "$1/node_modules/.package-lock.json" ] && ! [ "$1/package-lock.json" -nt "$1/node_modules/.package-lock.json" ]
 }
 
 missing=()
-have_toolchain || missing+=("Rust $toolchain with rust-src")
-have_wasm_bindgen || missing+=("wasm-bindgen-cli $WASM_BINDGEN_VERSION")
-have_npm || missing+=("npm packages from package-lock.json")
+have_npm . || missing+=("npm packages from package-lock.json")
+if $rust; then
+  have_toolchain || missing+=("Rust $toolchain with rust-src")
+  have_compiler_toolchain || missing+=("Rust $compiler_toolchain with wasm32-wasip1")
+  have_wasm_bindgen || missing+=("wasm-bindgen-cli $WASM_BINDGEN_VERSION")
+  have_npm scripts/from-source || missing+=("npm packages from scripts/from-source/package-lock.json")
+fi
 
-if [ "$mode" = check ]; then
+if $check; then
   if [ ${#missing[@]} -gt 0 ]; then
     list=$(printf '%s, ' "${missing[@]}")
-    say "missing: ${list%, }; install with: bash scripts/setup.sh"
+    say "missing: ${list%, }; install with: $install_cmd"
     exit 1
   fi
   exit 0
@@ -83,33 +105,44 @@ fi
 if [ ${#missing[@]} -gt 0 ]; then
   list=$(printf '%s, ' "${missing[@]}")
   took="later runs skip this"
-  have_wasm_bindgen || took="about 5 minutes on 2 cores, mostly wasm-bindgen-cli; $took"
+  $rust && ! have_wasm_bindgen && took="about 5 minutes on 2 cores, mostly wasm-bindgen-cli; $took"
   say "installing what the build needs, once: ${list%, } ($took)"
 fi
 start=$SECONDS did=false
 
-if ! have_toolchain; then
-  say "installing Rust $toolchain with rust-src and clippy (rustup, under a minute)"
-  rustup toolchain install "$toolchain" --profile minimal --component rust-src --component clippy
-  did=true
-fi
-
-# Built with the stable toolchain (`--locked` fails: a pinned transitive
-# version is missing from the registry).
-if ! have_wasm_bindgen; then
-  if [ -n "${WASM_BINDGEN_BIN:-}" ]; then
-    say "missing: WASM_BINDGEN_BIN=$WASM_BINDGEN_BIN is not wasm-bindgen $WASM_BINDGEN_VERSION; unset it to have this script install one"
-    exit 1
-  fi
-  say "installing wasm-bindgen-cli $WASM_BINDGEN_VERSION (cargo install, 4 to 7 minutes on 2 cores)"
-  (cd / && cargo +stable install --quiet wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION")
-  did=true
-fi
-
-if ! have_npm; then
+if ! have_npm .; then
   say "installing npm packages from package-lock.json"
   npm ci --no-audit --no-fund --loglevel=error
   did=true
+fi
+
+if $rust; then
+  if ! have_toolchain; then
+    say "installing Rust $toolchain with rust-src and clippy (rustup, under a minute)"
+    rustup toolchain install "$toolchain" --profile minimal --component rust-src --component clippy
+    did=true
+  fi
+  if ! have_compiler_toolchain; then
+    say "installing Rust $compiler_toolchain with wasm32-wasip1, for the table compiler (rustup, under a minute)"
+    rustup toolchain install "$compiler_toolchain" --profile minimal --target wasm32-wasip1
+    did=true
+  fi
+  # Built with the stable toolchain (`--locked` fails: a pinned transitive
+  # version is missing from the registry).
+  if ! have_wasm_bindgen; then
+    if [ -n "${WASM_BINDGEN_BIN:-}" ]; then
+      say "missing: WASM_BINDGEN_BIN=$WASM_BINDGEN_BIN is not wasm-bindgen $WASM_BINDGEN_VERSION; unset it to have this script install one"
+      exit 1
+    fi
+    say "installing wasm-bindgen-cli $WASM_BINDGEN_VERSION (cargo install, 4 to 7 minutes on 2 cores)"
+    (cd / && cargo +stable install --quiet wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION")
+    did=true
+  fi
+  if ! have_npm scripts/from-source; then
+    say "installing npm packages from scripts/from-source/package-lock.json"
+    (cd scripts/from-source && npm ci --no-audit --no-fund --loglevel=error)
+    did=true
+  fi
 fi
 
 if [ "$mode" = test ]; then

@@ -17,9 +17,15 @@
 // the response headers dropped, and the table of error messages (generated
 // from src/messages.rs), from which it writes the OCI error bodies the
 // planner names by number.
+//
+// The route table is data the deploy build wrote beside this module
+// (table.bin, from routes.toml; page.html, the browser page): it is copied
+// into the planner's memory once per instance, so one committed planner
+// serves every table.
 import module from "./index_bg.wasm";
-import { initSync, step, io, client_address, logs, __wbg_reset_state } from "glue";
-import PAGE from "page";
+import TABLE from "./table.bin";
+import PAGE from "./page.html";
+import { initSync, step, io, table, load, client_address, logs, __wbg_reset_state } from "glue";
 import MESSAGES from "messages";
 
 // Request headers passed upstream (an allow-list: cookies, cf-*,
@@ -56,17 +62,27 @@ const SEEN = new Int32Array(SEEN_SLOTS);
 const memo = new Map();
 let memoBytes = 0;
 
-let wasm = initSync({ module });
 const enc = new TextEncoder();
 const dec = new TextDecoder();
-let at = io();
-// Whether the table logs requests, and client addresses (read once: it is
-// compiled in). Only then are times and addresses read per request: the
+let wasm, at, view;
+// A planner instance with the route table in it. A table larger than the
+// planner's buffer (64 KiB; the build refuses one) is not copied, and the
+// planner, finding none, answers every request with a 500 saying so.
+function start() {
+  wasm = initSync({ module });
+  const n = TABLE.byteLength;
+  if (n <= 65536) new Uint8Array(wasm.memory.buffer, table(), n).set(new Uint8Array(TABLE));
+  load(n);
+  at = io();
+  view = new Uint8Array(wasm.memory.buffer, at, CAP);
+}
+start();
+// Whether the table logs requests, and client addresses (read once per
+// isolate). Only then are times and addresses read per request: the
 // planner says what a request was about (route, kind, repository), and the
 // entry adds what it saw and writes the line.
 const LOGS = logs();
 const CLIENT = client_address();
-let view = new Uint8Array(wasm.memory.buffer, at, CAP);
 
 // The last action: its bytes (the I/O buffer, or the memo's copy of its
 // first four), read synchronously right after the call that made it,
@@ -163,9 +179,7 @@ function call(flags, method, url, phase, status, trail, challenge, third, secret
     // A trap leaves nothing in flight (each call is complete in itself):
     // start a fresh instance for the next request.
     __wbg_reset_state();
-    wasm = initSync({ module });
-    at = io();
-    view = new Uint8Array(wasm.memory.buffer, at, CAP);
+    start();
     throw e;
   }
   if (view.length === 0) view = new Uint8Array(wasm.memory.buffer, at, CAP);

@@ -29,6 +29,7 @@
 //! whether an upstream answers is for the worker to find out.
 
 mod check;
+#[allow(dead_code)]
 pub mod layout;
 mod page;
 mod read;

@@ -1,0 +1,1 @@
+/work/main/compiler/target/wasm32-wasip1/release/route-table.wasm: /work/main/compiler/../src/route_table/check.rs /work/main/compiler/../src/route_table/layout.rs /work/main/compiler/../src/route_table/mod.rs /work/main/compiler/../src/route_table/page.rs /work/main/compiler/../src/route_table/read.rs /work/main/compiler/../src/route_table/render.rs /work/main/compiler/main.rs
