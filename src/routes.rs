@@ -205,16 +205,14 @@ pub struct Table {
     fallback: &'static [u8],
     pool: &'static [u8],
     domain: Str,
-    default: Option<usize>,
+    /// The default route's position (none when past the last route).
+    default: usize,
     flags: u8,
-    /// Whether a table was loaded (a planner without one answers every
-    /// request with [`crate::messages::Msg::TableUnusable`]).
-    loaded: bool,
 }
 
 impl Table {
     const EMPTY: Table =
-        Table { records: &[], hosts: &[], allow: &[], fallback: &[], pool: &[], domain: NONE, default: None, flags: 0, loaded: false };
+        Table { records: &[], hosts: &[], allow: &[], fallback: &[], pool: &[], domain: NONE, default: 0, flags: 0 };
 }
 
 /// `bytes` read in place as `T`s (as many whole ones as fit).
@@ -226,52 +224,46 @@ fn items<T>(bytes: &'static [u8]) -> &'static [T] {
     unsafe { core::slice::from_raw_parts(bytes.as_ptr().cast::<T>(), n) }
 }
 
-fn u16_at(b: &[u8], i: usize) -> usize {
-    usize::from(u16::from_le_bytes([b.get(i).copied().unwrap_or(0), b.get(i + 1).copied().unwrap_or(0)]))
-}
 
 /// Reads a compiled table (`route_table/layout.rs`): `None` unless it has
-/// this planner's magic and format, its sections add up to exactly its
-/// length, its text is ASCII and its default route exists. Every other
-/// reference is bounds-checked where it is read, so a wrong one reads as
-/// "not set", never out of the table.
+/// this planner's magic and format, its sections lie in order within it,
+/// its text is ASCII and it has a route. Every reference is bounds-checked
+/// where it is read, so a wrong one reads as "not set" (a default past the
+/// last route as no default), never out of the table.
 pub fn parse(b: &'static [u8]) -> Option<Table> {
-    if b.get(..4)? != layout::MAGIC {
-        return None;
+    let mut t = Table::EMPTY;
+    t.read(b).then_some(t)
+}
+
+impl Table {
+    /// [`parse`] in place (the planner's buffer is read once, into a
+    /// static): false, and no routes, when `b` is not a table.
+    fn read(&mut self, b: &'static [u8]) -> bool {
+        self.records = &[];
+        let Some(&[m0, m1, m2, m3, r0, r1, h0, h1, a0, a1, f0, f1, d0, d1, s0, s1, s2, flags]) = b.first_chunk::<{ layout::HEADER }>()
+        else {
+            return false;
+        };
+        let at = |lo: u8, hi: u8| usize::from(u16::from_le_bytes([lo, hi]));
+        let (records, hosts, allow, fallback) = (at(r0, r1), at(h0, h1), at(a0, a1), at(f0, f1));
+        let (Some(r), Some(h), Some(a), Some(f), Some(pool)) =
+            (b.get(layout::HEADER..records), b.get(records..hosts), b.get(hosts..allow), b.get(allow..fallback), b.get(fallback..))
+        else {
+            return false;
+        };
+        if [m0, m1, m2, m3] != layout::MAGIC || pool.iter().any(|&c| c >= 0x80) {
+            return false;
+        }
+        self.hosts = items(h);
+        self.allow = items(a);
+        self.fallback = f;
+        self.pool = pool;
+        self.domain = Str([s0, s1, s2]);
+        self.default = at(d0, d1);
+        self.flags = flags;
+        self.records = items(r);
+        !self.records.is_empty()
     }
-    let mut at = layout::HEADER;
-    let mut take = |count_at: usize, size: usize| {
-        let n = u16_at(b, count_at) * size;
-        let part = b.get(at..at + n);
-        at += n;
-        part
-    };
-    let records = take(4, layout::RECORD)?;
-    let hosts = take(6, layout::HOST)?;
-    let allow = take(8, layout::ALLOW)?;
-    let fallback = take(10, layout::FALLBACK)?;
-    let pool = take(12, 1)?;
-    let routes = records.len() / layout::RECORD;
-    let default = match u16_at(b, 14) {
-        d if d == usize::from(layout::NO_DEFAULT) => None,
-        d if d < routes => Some(d),
-        _ => return None,
-    };
-    if at != b.len() || pool.iter().any(|&c| c >= 0x80) {
-        return None;
-    }
-    let byte = |i: usize| b.get(i).copied().unwrap_or(0);
-    Some(Table {
-        records: items(records),
-        hosts: items(hosts),
-        allow: items(allow),
-        fallback,
-        pool,
-        domain: Str([byte(16), byte(17), byte(18)]),
-        default,
-        flags: byte(19),
-        loaded: true,
-    })
 }
 
 #[cfg(target_arch = "wasm32")]
@@ -299,11 +291,16 @@ mod store {
         // call and before any request; nothing writes it afterwards, so the
         // table's slices into it stay valid and unchanged.
         let bytes: &'static [u8] = unsafe { &*BYTES.0.get() };
-        let table = bytes.get(..len).and_then(super::parse).unwrap_or(Table::EMPTY);
         // SAFETY: single-threaded, and no reference to LOADED is held across
         // this write (the planner runs only inside `step`, not now).
-        unsafe { *LOADED.0.get() = table };
-        table.loaded
+        let table = unsafe { &mut *LOADED.0.get() };
+        match bytes.get(..len) {
+            Some(b) => table.read(b),
+            None => {
+                table.records = &[];
+                false
+            }
+        }
     }
 
     pub fn table() -> &'static Table {
@@ -343,7 +340,7 @@ mod store {
     pub fn install(bytes: Vec<u8>) -> bool {
         let table = super::parse(Box::leak(bytes.into_boxed_slice())).unwrap_or(Table::EMPTY);
         INSTALLED.set(Some(Box::leak(Box::new(table))));
-        table.loaded
+        !table.records.is_empty()
     }
 }
 
@@ -352,9 +349,11 @@ pub use store::install;
 #[cfg(not(target_arch = "wasm32"))]
 use store::table;
 
-/// Whether a table is loaded: without one, no request has a route.
+/// Whether a table is loaded (one has at least one route): without one,
+/// the planner answers every request with
+/// [`crate::messages::Msg::TableUnusable`].
 pub fn loaded() -> bool {
-    table().loaded
+    !table().records.is_empty()
 }
 
 /// Serve the browser page on `GET /`.
@@ -374,7 +373,8 @@ pub fn log_client() -> bool {
 
 /// The route with `default = true`, if any.
 pub fn default_route() -> Option<usize> {
-    table().default
+    let t = table();
+    (t.default < t.records.len()).then_some(t.default)
 }
 
 /// Every route of the table, in order.
@@ -395,7 +395,7 @@ pub fn by_registry(name: &str) -> Option<usize> {
     let t = table();
     let name = name.strip_suffix(".").unwrap_or(name);
     let i = t.records.iter().position(|r| r.str(3).is(name.as_bytes()))?;
-    let serves = |r: &Record| r.str(1).len() != 0 || t.default == Some(i);
+    let serves = |r: &Record| r.str(1).len() != 0 || t.default == i;
     t.records.get(i).is_some_and(serves).then_some(i)
 }
 
@@ -418,7 +418,7 @@ pub fn by_host(host: &str) -> Option<usize> {
     if count == 1 {
         Some(first)
     } else {
-        t.default
+        default_route()
     }
 }
 
@@ -438,29 +438,17 @@ pub fn by_host(host: &str) -> Option<usize> {
 pub fn by_name<'a>(host: &str, name: &'a str) -> Option<(usize, Option<&'a str>)> {
     let t = table();
     let host = host.strip_suffix(".").unwrap_or(host);
-    // One pass: the first route the prefix picks among those serving the
-    // host, else among all with hosts; and how many routes the name's
-    // prefix did not pick, among each.
-    let (mut named, mut anywhere, mut serving, mut hosted) = (false, None, 0, 0);
+    let named = t.records.iter().any(|r| r.serves(host));
+    let mut shared = 0;
     for (i, r) in t.records.iter().enumerate() {
-        if r.str(1).len() == 0 {
+        if !(if named { r.serves(host) } else { r.str(1).len() != 0 }) {
             continue;
         }
-        let serves = r.serves(host);
-        named |= serves;
-        match r.opt(2).and_then(|p| crate::strip_prefix_then(name, p, b'/')) {
-            Some(rest) if serves => return Some((i, Some(rest))),
-            Some(rest) => anywhere = anywhere.or(Some((i, Some(rest)))),
-            None => {
-                hosted += 1;
-                serving += usize::from(serves);
-            }
+        if let Some(rest) = r.opt(2).and_then(|p| crate::strip_prefix_then(name, p, b'/')) {
+            return Some((i, Some(rest)));
         }
+        shared += 1;
     }
-    if !named && anywhere.is_some() {
-        return anywhere;
-    }
-    let shared = if named { serving } else { hosted };
     let first = crate::before(name, b'/');
     if shared > 1 && name.len() > first.len() && (crate::has(first, b'.') || crate::has(first, b':') || first == "localhost") {
         return None;

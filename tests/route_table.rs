@@ -289,15 +289,14 @@ impl<'a> Bytes<'a> {
     }
     /// Where each section starts: records, hosts, allow, fallback, pool.
     fn sections(&self) -> [usize; 5] {
-        let mut at = layout::HEADER;
-        let mut out = [0; 5];
-        for (k, size) in [layout::RECORD, layout::HOST, layout::ALLOW, layout::FALLBACK].into_iter().enumerate() {
-            out[k] = at;
-            at += self.u16(4 + 2 * k) * size;
-        }
-        out[4] = at;
-        assert_eq!(at + self.u16(12), self.b.len(), "the sections add up to the table's length");
+        let out = [layout::HEADER, self.u16(4), self.u16(6), self.u16(8), self.u16(10)];
+        assert!(out.windows(2).all(|w| w[0] <= w[1]) && out[4] <= self.b.len(), "sections in order, within the table");
+        assert_eq!((out[1] - out[0]) % layout::RECORD + (out[2] - out[1]) % layout::HOST + (out[3] - out[2]) % layout::ALLOW, 0);
         out
+    }
+    fn count(&self, k: usize) -> usize {
+        let s = self.sections();
+        (s[k + 1] - s[k]) / [layout::RECORD, layout::HOST, layout::ALLOW, layout::FALLBACK][k]
     }
     fn pool(&self) -> &'a str {
         std::str::from_utf8(&self.b[self.sections()[4]..]).expect("ASCII pool")
@@ -324,8 +323,8 @@ impl<'a> Bytes<'a> {
     /// Every host, the label and the domain joined as the entry says.
     fn hosts(&self) -> Vec<String> {
         let at = self.sections()[1];
-        let domain = self.str(&self.b[16..19]).unwrap_or("");
-        (0..self.u16(6))
+        let domain = self.str(&self.b[14..17]).unwrap_or("");
+        (0..self.count(1))
             .map(|k| {
                 let e = &self.b[at + 4 * k..at + 4 * k + 4];
                 match (e[3], self.str(&e[..3])) {
@@ -338,7 +337,7 @@ impl<'a> Bytes<'a> {
     }
     fn allow(&self) -> Vec<&'a str> {
         let at = self.sections()[2];
-        (0..self.u16(8)).map(|k| self.str(&self.b[at + 3 * k..at + 3 * k + 3]).expect("a pattern")).collect()
+        (0..self.count(2)).map(|k| self.str(&self.b[at + 3 * k..at + 3 * k + 3]).expect("a pattern")).collect()
     }
 }
 
@@ -369,7 +368,7 @@ fn every_table_reads_back_from_its_pool() {
         let out = render(&table).expect("renders");
         let bytes = Bytes { b: &out };
         assert_eq!(&out[..4], &layout::MAGIC);
-        assert_eq!(bytes.u16(4), table.routes.len());
+        assert_eq!(bytes.count(0), table.routes.len());
         for (i, r) in table.routes.iter().enumerate() {
             let name = table.log.then_some(r.name.as_str());
             let fields = [
@@ -428,9 +427,9 @@ fn renders_a_compiled_table() {
     assert_eq!(bytes.record(1)[33], 0);
     // Header: 2 routes, 2 hosts, 1 pattern, no fallbacks, route 1 the
     // default, no domain; page and log on, log_client off.
-    assert_eq!([bytes.u16(4), bytes.u16(6), bytes.u16(8), bytes.u16(10), bytes.u16(14)], [2, 2, 1, 0, 1]);
-    assert_eq!(&out[16..19], &[0, 0, 0]);
-    assert_eq!(out[19], layout::PAGE | layout::LOG);
+    assert_eq!([bytes.count(0), bytes.count(1), bytes.count(2), bytes.count(3), bytes.u16(12)], [2, 2, 1, 0, 1]);
+    assert_eq!(&out[14..17], &[0, 0, 0]);
+    assert_eq!(out[17], layout::PAGE | layout::LOG);
     assert_eq!(out.len(), layout::HEADER + 2 * layout::RECORD + 2 * layout::HOST + layout::ALLOW + bytes.pool().len());
     let page = index_html(&table);
     assert!(page.contains("docker pull a.test/busybox"));
@@ -446,8 +445,8 @@ fn renders_names_only_when_logging_and_hosts_under_the_domain_as_labels() {
     let out = render(&parse(src).expect("parses")).expect("renders");
     let bytes = Bytes { b: &out };
     assert_eq!(bytes.field(0, "name"), None);
-    assert_eq!(bytes.u16(14), usize::from(layout::NO_DEFAULT));
-    assert_eq!(out[19], layout::PAGE);
+    assert_eq!(bytes.u16(12), usize::from(layout::NO_DEFAULT));
+    assert_eq!(out[17], layout::PAGE);
     assert_eq!(bytes.hosts(), ["m.test", "quay.m.test", "other.test"]);
     // The domain is stored once; "quay" is found inside the upstream.
     assert_eq!(bytes.pool(), "https://quay.ioother.testm.test");
@@ -585,8 +584,7 @@ fn the_planner_refuses_bytes_that_are_not_its_table() {
     let mut cases: Vec<(&str, Vec<u8>)> = vec![
         ("empty", vec![]),
         ("header only", good[..layout::HEADER].to_vec()),
-        ("one byte short", good[..good.len() - 1].to_vec()),
-        ("one byte more", [good.as_slice(), b"x"].concat()),
+        ("cut inside the fallbacks", good[..usize::from(u16::from_le_bytes([good[10], good[11]])) - 1].to_vec()),
     ];
     let mut other_format = good.clone();
     other_format[3] = 2;
@@ -594,12 +592,16 @@ fn the_planner_refuses_bytes_that_are_not_its_table() {
     let mut non_ascii = good.clone();
     *non_ascii.last_mut().expect("a pool") = 0xc3;
     cases.push(("non-ASCII text", non_ascii));
-    let mut no_such_default = good.clone();
-    no_such_default[14] = 200;
-    cases.push(("a default past the last route", no_such_default));
-    let mut more_routes = good.clone();
-    more_routes[4] += 1;
-    cases.push(("a count that does not add up", more_routes));
+    let mut sections_out_of_order = good.clone();
+    sections_out_of_order[6..8].copy_from_slice(&(layout::HEADER as u16).to_le_bytes());
+    cases.push(("sections out of order", sections_out_of_order));
+    let mut past_the_end = good.clone();
+    past_the_end[10..12].copy_from_slice(&((good.len() + 1) as u16).to_le_bytes());
+    cases.push(("a section past the end", past_the_end));
+    let mut no_routes = good.clone();
+    no_routes[4..6].copy_from_slice(&(layout::HEADER as u16).to_le_bytes());
+    no_routes[6..8].copy_from_slice(&(layout::HEADER as u16).to_le_bytes());
+    cases.push(("no routes", no_routes));
     for (what, bytes) in cases {
         assert!(edge_mirror::routes::parse(leak(bytes.clone())).is_none(), "{what}");
         assert!(edge_mirror::routes::install(good.clone()) && edge_mirror::routes::routes().count() == 10);

@@ -128,12 +128,13 @@ pub fn render(table: &Table) -> Result<Vec<u8>, TableError> {
 
     let mut out = Vec::with_capacity(layout::HEADER + records.len() + hosts.len() + allow.len() + fallback.len() + pool.text.len());
     out.extend(layout::MAGIC);
-    let default = routes.iter().position(|r| r.default).map_or(layout::NO_DEFAULT, |i| i as u16);
-    let counts =
-        [routes.len(), hosts.len() / layout::HOST, allow.len() / layout::ALLOW, fallback.len(), pool.text.len(), usize::from(default)];
-    for n in counts {
-        out.extend((n as u16).to_le_bytes());
+    let mut end = layout::HEADER;
+    for part in [&records, &hosts, &allow, &fallback] {
+        end += part.len();
+        out.extend((end.min(usize::from(u16::MAX)) as u16).to_le_bytes());
     }
+    let default = routes.iter().position(|r| r.default).map_or(layout::NO_DEFAULT, |i| i as u16);
+    out.extend(default.to_le_bytes());
     out.extend(pool.str(domain.unwrap_or("")));
     let flags = [(table.page, layout::PAGE), (table.log, layout::LOG), (table.log_client, layout::LOG_CLIENT)];
     out.push(flags.iter().filter(|(on, _)| *on).fold(0, |f, (_, bit)| f | bit));
