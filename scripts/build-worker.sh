@@ -136,7 +136,7 @@ toolchain=$(sed -n 's/^channel = "\(.*\)"/\1/p' compiler/rust-toolchain.toml)
 (cd compiler && CARGO_TARGET_DIR="$target_dir/route-table" \
   CARGO_TARGET_WASM32_WASIP1_RUSTFLAGS="$(remap "+$toolchain")" \
   cargo "+$toolchain" build --quiet --release --locked --target wasm32-wasip1)
-cp "$target_dir/route-table/wasm32-wasip1/release/route-table.wasm" "$dist/route-table.wasm"
+install -m 644 "$target_dir/route-table/wasm32-wasip1/release/route-table.wasm" "$dist/route-table.wasm"
 
 if [ "$mode" = check ]; then
   stale=()

@@ -19,8 +19,8 @@ git git
 python3 python3
 node_modules/.bin/wrangler npm:wrangler
 node_modules/.bin/workerd npm:workerd
-node_modules/.bin/wasm-opt npm:binaryen
-node_modules/.bin/esbuild npm:esbuild
+scripts/from-source/node_modules/.bin/wasm-opt npm:binaryen(scripts/from-source)
+scripts/from-source/node_modules/.bin/esbuild npm:esbuild(scripts/from-source)
 docker debian:docker.io
 dockerd debian:docker.io
 containerd debian:containerd

@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 seconds=${1:-600}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(challenge scope path host machine)
+[ ${#targets[@]} -gt 0 ] || targets=(challenge scope path host machine table)
 command -v cargo-fuzz >/dev/null || { echo "cargo-fuzz is missing; scripts/setup.sh --test installs it"; exit 1; }
 scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT

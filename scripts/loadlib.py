@@ -54,20 +54,38 @@ def stop(proc):
 
 
 def build_worker(features=None, routes="bench/routes.bench.toml", memo=True, out=None):
-    """The release worker with the bench route table (as deployment builds it),
-    in build/ and, with `out`, copied there too. memo=False: the entry runs
-    the planner on every request (no memo of repeated actions; src/edge.js)."""
-    env = dict(os.environ, ROUTES=routes, EDGE_MEMO="1" if memo else "0")
-    args = ["bash", "scripts/build-worker.sh"]
+    """The worker built from the current sources (a planner in a folder of
+    its own under target/, never dist/), then the deploy build with the
+    route table `routes` into `out` (default build/). memo=False: the entry
+    runs the planner on every request (no memo of repeated actions;
+    src/edge.js)."""
+    variant = ("memo" if memo else "nomemo") + ("-" + re.sub(r"[^\w]+", "-", features) if features else "")
+    dist = os.path.join(ROOT, "target", f"dist-{variant}")
+    out = out or os.path.join(ROOT, "build")
+    os.makedirs(out, exist_ok=True)
+    env = dict(os.environ, EDGE_MEMO="1" if memo else "0")
+    args = ["bash", "scripts/build-worker.sh", "--from-source", "--dist", dist, "--table", routes, "--out", out]
     if features:
         args += ["--features", features]
     r = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True)
     if r.returncode != 0:
         raise RuntimeError(f"build failed:\n{r.stdout[-3000:]}{r.stderr[-3000:]}")
-    if out:
-        os.makedirs(out, exist_ok=True)
-        for name in ("index.js", "index_bg.wasm"):
-            shutil.copy(os.path.join(ROOT, "build", name), out)
+
+
+# A built worker's modules, as `wrangler deploy` uploads them: the entry,
+# the planner, and the deploy build's route table and page (a build from
+# before the table was data has only the first two).
+MODULES = (("index.js", "esModule"), ("index_bg.wasm", "wasm"), ("table.bin", "data"), ("page.html", "text"))
+
+
+def worker_modules(build, dest):
+    """Copies a build's modules into `dest`; returns workerd's `modules` list."""
+    out = []
+    for name, kind in MODULES:
+        if os.path.exists(os.path.join(build, name)):
+            shutil.copy(os.path.join(build, name), dest)
+            out.append(f'(name = "{name}", {kind} = embed "{name}")')
+    return ", ".join(out)
 
 
 class Upstream:
@@ -172,10 +190,7 @@ class Workerd:
         d = os.path.join(workdir, f"workerd-{name or kind}")
         os.makedirs(d, exist_ok=True)
         if kind == "rust":
-            build = build or os.path.join(ROOT, "build")
-            shutil.copy(os.path.join(build, "index.js"), d)
-            shutil.copy(os.path.join(build, "index_bg.wasm"), d)
-            modules = '(name = "index.js", esModule = embed "index.js"), (name = "index_bg.wasm", wasm = embed "index_bg.wasm")'
+            modules = worker_modules(build or os.path.join(ROOT, "build"), d)
         elif kind == "seed002":
             with open(os.path.join(d, "seed002.js"), "w") as f:
                 f.write(seed002_script())

@@ -128,9 +128,11 @@ impl Record {
         self.fields.get(i).copied().unwrap_or(NONE)
     }
 
+    /// An optional string: `None` when not set (or, in a damaged table,
+    /// empty).
     fn opt(&self, i: usize) -> Option<&'static str> {
-        let s = self.str(i);
-        (s != NONE).then(|| s.get())
+        let s = self.str(i).get();
+        (!s.is_empty()).then_some(s)
     }
 
     fn serves(&self, host: &str) -> bool {
@@ -318,29 +320,61 @@ use store::table;
 /// `routes.toml`), unless this thread installed another.
 #[cfg(not(target_arch = "wasm32"))]
 mod store {
-    use super::Table;
+    use super::{Table, TABLE_MAX};
     use std::cell::Cell;
     use std::sync::OnceLock;
 
     static BUILT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/table.bin"));
 
+    /// A thread's own table, as the wasm has one: a buffer the bytes are
+    /// copied into and the table read from it (each made once per thread
+    /// and kept, so installing again allocates nothing: the fuzz target
+    /// installs millions).
+    struct Own {
+        bytes: *mut u8,
+        table: *mut Table,
+    }
+
     thread_local! {
-        static INSTALLED: Cell<Option<&'static Table>> = const { Cell::new(None) };
+        static OWN: Cell<Option<(*mut u8, *mut Table)>> = const { Cell::new(None) };
+        static INSTALLED: Cell<bool> = const { Cell::new(false) };
+    }
+
+    fn own() -> Own {
+        let (bytes, table) = OWN.get().unwrap_or_else(|| {
+            let made = (Box::leak(vec![0u8; TABLE_MAX].into_boxed_slice()).as_mut_ptr(), Box::into_raw(Box::new(Table::EMPTY)));
+            OWN.set(Some(made));
+            made
+        });
+        Own { bytes, table }
     }
 
     pub fn table() -> &'static Table {
         static DEFAULT: OnceLock<Table> = OnceLock::new();
-        INSTALLED.get().unwrap_or_else(|| DEFAULT.get_or_init(|| super::parse(BUILT).unwrap_or(Table::EMPTY)))
+        if INSTALLED.get() {
+            // SAFETY: made by `own` and never freed; written only by
+            // `install` on this thread.
+            return unsafe { &*own().table };
+        }
+        DEFAULT.get_or_init(|| super::parse(BUILT).unwrap_or(Table::EMPTY))
     }
 
     /// Makes `bytes` this thread's table, as the wasm's `load` does (tests:
     /// each test thread can run on a table of its own): false when they do
-    /// not read as one, and the thread then has no table. The bytes are kept
-    /// for the life of the process.
-    pub fn install(bytes: Vec<u8>) -> bool {
-        let table = super::parse(Box::leak(bytes.into_boxed_slice())).unwrap_or(Table::EMPTY);
-        INSTALLED.set(Some(Box::leak(Box::new(table))));
-        !table.records.is_empty()
+    /// not read as one, and the thread then has no table. Routes read from
+    /// this thread's earlier table must not be used afterwards (their text
+    /// is overwritten), which no test does.
+    pub fn install(bytes: &[u8]) -> bool {
+        let own = own();
+        INSTALLED.set(true);
+        // SAFETY: the buffer is TABLE_MAX bytes, made for this thread and
+        // used only here and through the table read from it (see above).
+        unsafe {
+            let n = bytes.len().min(TABLE_MAX);
+            std::ptr::copy_nonoverlapping(bytes.as_ptr(), own.bytes, n);
+            let b: &'static [u8] = if bytes.len() > TABLE_MAX { &[] } else { std::slice::from_raw_parts(own.bytes, n) };
+            (*own.table).read(b)
+        }
     }
 }
 

@@ -544,7 +544,7 @@ fn the_build_reports_the_file_and_line() {
 fn the_compiled_table_reads_back_as_written() {
     for (file, src) in tables() {
         let table = parse(&src).expect("parses");
-        assert!(edge_mirror::routes::install(render(&table).expect("renders")), "{file}");
+        assert!(edge_mirror::routes::install(&render(&table).expect("renders")), "{file}");
         let compiled: Vec<_> = edge_mirror::routes::routes().collect();
         assert_eq!(compiled.len(), table.routes.len());
         assert_eq!(edge_mirror::routes::default_route(), table.routes.iter().position(|r| r.default), "{file}");
@@ -604,8 +604,8 @@ fn the_planner_refuses_bytes_that_are_not_its_table() {
     cases.push(("no routes", no_routes));
     for (what, bytes) in cases {
         assert!(edge_mirror::routes::parse(leak(bytes.clone())).is_none(), "{what}");
-        assert!(edge_mirror::routes::install(good.clone()) && edge_mirror::routes::routes().count() == 10);
-        assert!(!edge_mirror::routes::install(bytes), "{what}");
+        assert!(edge_mirror::routes::install(&good) && edge_mirror::routes::routes().count() == 10);
+        assert!(!edge_mirror::routes::install(&bytes), "{what}");
         // Without a table every request, whatever it is, gets the 500 that
         // says what to do, and nothing is fetched.
         assert!(!edge_mirror::routes::loaded() && edge_mirror::routes::routes().count() == 0, "{what}");

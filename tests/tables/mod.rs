@@ -23,7 +23,7 @@ pub fn use_table(file: &str) {
     let src = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
     let table = route_table::parse(&src).unwrap_or_else(|e| panic!("{}", e.render(file)));
     let bytes = route_table::render(&table).unwrap_or_else(|e| panic!("{}", e.render(file)));
-    assert!(edge_mirror::routes::install(bytes), "{file}: the planner refused the compiled table");
+    assert!(edge_mirror::routes::install(&bytes), "{file}: the planner refused the compiled table");
     INSTALLED.set(file.to_string());
 }
 
