@@ -29,11 +29,11 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 class Proc:
     """A background process in its own process group, output in a file."""
 
-    def __init__(self, name, cmd, workdir, env=None):
+    def __init__(self, name, cmd, workdir, env=None, cwd=ROOT):
         self.name = name
         self.out_path = os.path.join(workdir, f"{name}.out")
         self.out = open(self.out_path, "w")
-        self.p = subprocess.Popen(cmd, stdout=self.out, stderr=subprocess.STDOUT, env=env, cwd=ROOT,
+        self.p = subprocess.Popen(cmd, stdout=self.out, stderr=subprocess.STDOUT, env=env, cwd=cwd,
                                   stdin=subprocess.DEVNULL, start_new_session=True)
 
     def output(self):
@@ -124,18 +124,21 @@ def tls_probe(host, port, server_hostname=None, cafile=None, timeout=3.0):
 
 class DevServer:
     """`scripts/dev.sh ARGS` with ROUTES and DEV_DIR set; waits until it
-    listens (the first start builds the worker: up to `timeout` s)."""
+    listens (the first start builds the worker: up to `timeout` s). `root`
+    is the checkout whose dev.sh runs (a fresh clone's, say), `base_env` the
+    environment it starts from (default this process's)."""
 
-    def __init__(self, workdir, routes, ip, port, args=(), dev_dir=None, timeout=900, env=None):
+    def __init__(self, workdir, routes, ip, port, args=(), dev_dir=None, timeout=900, env=None, root=ROOT, base_env=None):
         self.ip, self.port = ip, port
         self.dev_dir = dev_dir or os.path.join(workdir, "dev")
         self.tls_dir = os.path.join(self.dev_dir, "tls")
         self.ca = os.path.join(self.tls_dir, "ca.crt")
         self.https = "--http" not in args
-        env = dict(os.environ, ROUTES=routes, DEV_DIR=self.dev_dir, WRANGLER_SEND_METRICS="false", CI="true",
-                   NO_UPDATE_NOTIFIER="1", XDG_CONFIG_HOME=os.path.join(workdir, "xdg"), **(env or {}))
-        self.proc = Proc("dev", ["bash", os.path.join(ROOT, "scripts", "dev.sh"), "--ip", ip, "--port", str(port), *args],
-                         workdir, env)
+        env = dict(base_env if base_env is not None else os.environ, ROUTES=routes, DEV_DIR=self.dev_dir,
+                   WRANGLER_SEND_METRICS="false", CI="true", NO_UPDATE_NOTIFIER="1",
+                   XDG_CONFIG_HOME=os.path.join(workdir, "xdg"), **(env or {}))
+        self.proc = Proc("dev", ["bash", os.path.join(root, "scripts", "dev.sh"), "--ip", ip, "--port", str(port), *args],
+                         workdir, env, cwd=root)
         started(self.proc, lambda: wait_for("scripts/dev.sh", lambda: port_open(ip, port), timeout, self.proc))
         # The first TLS hello the server ever gets, right after its port
         # opened (on a plain-http port: "unanswered" after 3 s).
