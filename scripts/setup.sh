@@ -41,7 +41,8 @@ done
 rust=false
 [ "$mode" = deploy ] || rust=true
 install_cmd="bash scripts/setup.sh"
-[ "$mode" = deploy ] || install_cmd+=" --$mode"
+[ "$mode" = source ] && install_cmd+=" --from-source"
+[ "$mode" = test ] && install_cmd+=" --test"
 
 say() { printf '[setup] %s\n' "$*"; }
 

@@ -288,7 +288,9 @@ def test_a_first_deploy_on_workers_dev_reaches_every_route_by_prefix(fresh, tmp_
 
 
 def test_building_from_source_without_rust_names_what_is_missing_in_one_line(fresh):
-    r, _ = fresh.run("bash scripts/build-worker.sh --from-source", env={"EDGE_NO_INSTALL": "1"})
+    # Without the tripwires: no rustup at all, as on a machine with Node only.
+    path = os.pathsep.join(fresh.env["PATH"].split(os.pathsep)[1:])
+    r, _ = fresh.run("bash scripts/build-worker.sh --from-source", env={"EDGE_NO_INSTALL": "1", "PATH": path})
     line = ("[setup] missing: rustup, which this project needs and does not install; install it (https://rustup.rs), "
             "then run the command again")
     assert r.returncode != 0 and output(r).splitlines() == [line], output(r)
