@@ -1,18 +1,19 @@
 //! A registry mirror at the edge: a Cloudflare Worker that lets people
 //! `docker pull` through their own host names.
 //!
-//! For each request the worker picks a route from a table compiled in at
-//! build time (`routes.toml`), rewrites the path (Docker Hub's `library/`),
-//! token scopes and the auth realm, forwards to the route's upstream and
-//! streams the answer back. It stores nothing and keeps no state between
+//! For each request the worker picks a route from a table compiled at build
+//! time (`routes.toml`, handed over as `table.bin`), rewrites the path
+//! (Docker Hub's `library/`), token scopes and the auth realm, forwards to
+//! the route's upstream and streams the answer back. It stores nothing and keeps no state between
 //! requests.
 //!
 //! The logic lives in pure modules tested natively: [`plan`] is the request
 //! state machine (facts in, the next action out, never any I/O), [`wire`]
-//! reads and writes the one-line-per-field text the JavaScript entry
-//! (`src/edge.js`) exchanges with it, [`challenge`], [`scope`], [`path`],
-//! [`host`] and [`location`] parse and rewrite, [`oci`] writes error bodies.
-//! `edge` (wasm only) is the two synchronous exports the entry calls.
+//! reads and writes the bytes the JavaScript entry (`src/edge.js`)
+//! exchanges with it, [`routes`] reads the compiled table, [`challenge`],
+//! [`scope`], [`path`], [`host`] and [`location`] parse and rewrite, [`oci`]
+//! writes error bodies. `edge` (wasm only) is the synchronous exports the
+//! entry calls.
 //!
 //! What is deliberately absent: the `worker` crate, async code in wasm,
 //! serde, the `url` crate and `format!` (size and CPU: size-report.md has the
