@@ -240,8 +240,10 @@ def contributors(shipped_len):
         m = re.match(r"^[<&]*([a-z_0-9]+)::([a-z_0-9]+)", name)
         if name in ("step", "load", "io", "table", "logs", "client_address"):
             key = "the exports (`step` has the planner inlined into it)"
-        elif m and m.group(1) == "edge_mirror":
+        elif m and m.group(1) == "edge_mirror" and os.path.exists(os.path.join(ROOT, "src", m.group(2) + ".rs")):
             key = f"edge_mirror::{m.group(2)}"
+        elif m and m.group(1) == "edge_mirror":
+            key = "edge_mirror: the byte helpers of lib.rs"
         elif m:
             key = m.group(1)
         else:
