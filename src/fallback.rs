@@ -28,14 +28,14 @@
 //! The planner keeps nothing between calls, so what the request has been
 //! through rides in the fetch's `trail`, which the entry hands back with
 //! the answer: `PRIMARY.MSG.TRIED`, where PRIMARY is the route's own
-//! [`outcome`], MSG the message the client gets if no fallback has the
+//! `outcome`, MSG the message the client gets if no fallback has the
 //! content (chosen from the route's own answer, which the entry keeps: the
 //! fetch that starts the fallbacks says `hold`) and TRIED what each fallback
 //! before the one being asked came to, in the route's order, each followed
 //! by `,` (empty for one whose allow list does not serve the name), so the
 //! number of commas is the position of the one being asked. An outcome is a
-//! status, or [`UNREACHABLE`],
-//! [`TIMED_OUT`], [`REDIRECT_LOOP`], [`OTHER_DIGEST`], [`NO_SECRET`],
+//! status, or `UNREACHABLE`,
+//! `TIMED_OUT`, `REDIRECT_LOOP` (`crate::action`), [`OTHER_DIGEST`], [`NO_SECRET`],
 //! [`NO_TOKEN`], or a token request's status plus [`TOKEN`].
 //!
 //! Cost: nothing until the route's upstream fails; then up to three
@@ -44,7 +44,7 @@
 //! fallbacks are not asked.
 
 use crate::messages::Msg;
-use crate::plan::{
+use crate::action::{
     credentials, failure, limit, outcome, reply, upstream_error, Action, Ask, Fetch, Phase, Request, Seen, Upstream,
     REDIRECT_LOOP, RESUME_ALL, RESUME_BODY, RESUME_ERR, TIMED_OUT, UNREACHABLE,
 };

@@ -44,12 +44,13 @@
 //! no state: the phase and trail of an `F` come back with the answer, and
 //! everything else is read again from the request.
 
-use crate::plan::{step_logged, Action, Phase, Request, Secret, Upstream};
+use crate::action::{Action, Phase, Request, Secret, Upstream};
+use crate::plan::step_logged;
 
 /// `F` bits.
 pub const CLIENT_HEADERS: u16 = 1;
 pub const FOLLOW: u16 = 2;
-/// The resume bits of [`crate::plan::Fetch::resume`] sit at bit 2 and up:
+/// The resume bits of [`crate::action::Fetch::resume`] sit at bit 2 and up:
 /// 401 = 4, 3xx = 8, every status = 16, 429 with its body = 64, 502-504
 /// with its body = 128, 400 and up = 256, with 16 KiB of body = 512.
 pub const RESUME_SHIFT: u16 = 2;
@@ -131,7 +132,7 @@ pub fn step(input: &[u8], probe: &str) -> Vec<u8> {
 
 /// The answer when the input did not fit the I/O buffer.
 pub fn too_large() -> Vec<u8> {
-    encode(&crate::plan::reply(crate::messages::Msg::TooLarge, ""), "", "")
+    encode(&crate::action::reply(crate::messages::Msg::TooLarge, ""), "", "")
 }
 
 /// Appends fields: each its length, then its bytes. (A field longer than
@@ -205,7 +206,7 @@ pub fn encode(action: &Action, log: &str, probe: &str) -> Vec<u8> {
     let (op, arg, num): (u8, u8, u16) = match action {
         Action::Reply(r) => (b'A', r.msg as u8, 0),
         Action::Page => (b'P', 0, 0),
-        Action::ReadBody => (b'B', 0, crate::plan::MAX_FORM as u16),
+        Action::ReadBody => (b'B', 0, crate::action::MAX_FORM as u16),
         Action::ReadSecret(_) => (b'E', 0, 0),
         Action::Fetch(f) => {
             let bits = u16::from(f.client_headers) * CLIENT_HEADERS
