@@ -3,7 +3,7 @@
 //! The table is data, not code: the build (`scripts/build.mjs`, which runs
 //! the table compiler of `src/route_table/` as WASI) turns `routes.toml`
 //! into `table.bin`, and the entry copies those bytes into this module's
-//! buffer once per isolate and calls [`load`]. `route_table/layout.rs` has
+//! buffer once per isolate and calls `load`. `route_table/layout.rs` has
 //! the format: one string pool, each route a record of 3-byte references
 //! into it. [`Route`]'s fields are read out of it. One committed planner
 //! thus serves every table; nothing is read from KV, the environment or a
@@ -104,7 +104,7 @@ impl Host {
 }
 
 /// One route as the table stores it: eleven references and the route's
-/// flags (`layout::RECORD` bytes). [`Record::route`] reads it out.
+/// flags (`layout::RECORD` bytes). `Record::route` reads it out.
 #[derive(Debug, PartialEq, Eq)]
 #[repr(C)]
 pub struct Record {
