@@ -30,7 +30,8 @@ const DIGEST = /^[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$/;
 const PARAM = /\s*([!#$%&'*+.^_`|~0-9A-Za-z-]+)\s*=\s*("((?:[^"\\]|\\.)*)"|[^,\s]*)\s*,?/y;
 const MESSAGES = {
   NAME_INVALID: "invalid repository name: lower-case letters and digits, with '.', '_', '__' or '-' inside '/'-separated components",
-  TAG_INVALID: "invalid tag: tags are 1 to 128 letters, digits, '_', '.' or '-', and do not start with '.' or '-'",
+  MANIFEST_UNKNOWN: "manifest unknown: the reference is neither a tag (1 to 128 letters, digits, '_', '.' or '-', not starting with '.' or '-') nor a digest",
+  BLOB_UNKNOWN: "blob unknown: blobs are named by their digest, algorithm:hex",
   DIGEST_INVALID: "invalid digest: write it as algorithm:hex, for example sha256: followed by 64 lower-case hex digits",
 };
 
@@ -194,10 +195,13 @@ export default {
     const m = /^\/v2\/(.+)\/(manifests|blobs)\/([^/]+)$/.exec(url.pathname);
     if (!m) return oci(404, "UNSUPPORTED", "not a registry path");
     const [, name, kind, ref] = m;
-    if (!NAME.test(name) || name.length > 255) return oci(400, "NAME_INVALID", MESSAGES.NAME_INVALID);
+    if (!NAME.test(name) || name.length > 255) return oci(404, "NAME_INVALID", MESSAGES.NAME_INVALID);
     if (kind === "blobs" ? !DIGEST.test(ref) : !(TAG.test(ref) || DIGEST.test(ref))) {
-      const code = kind === "blobs" || ref.includes(":") ? "DIGEST_INVALID" : "TAG_INVALID";
-      return oci(400, code, MESSAGES[code]);
+      if (!ref.includes(":")) {
+        const code = kind === "blobs" ? "BLOB_UNKNOWN" : "MANIFEST_UNKNOWN";
+        return oci(404, code, MESSAGES[code]);
+      }
+      return oci(400, "DIGEST_INVALID", MESSAGES.DIGEST_INVALID);
     }
     const path = route.library && !name.includes("/") ? "library/" + name : name;
     const target = `${route.upstream}/v2/${path}/${kind}/${ref}${url.search}`;

@@ -87,7 +87,7 @@ export default {
       if (request.headers.has("authorization")) return forward(UPSTREAM + path, request);
       return new Response(UNAUTHORIZED, { status: 401, headers: { ...HEADERS, "www-authenticate": CHALLENGE } });
     }
-    if (path.charCodeAt(4) < 97) return new Response(INVALID, { status: 400, headers: HEADERS });
+    if (path.charCodeAt(4) < 97) return new Response(INVALID, { status: 404, headers: HEADERS });
     if (path.startsWith("/v2/throttled/")) return fallback(path, request);
     return forward(UPSTREAM + "/v2/library/" + path.slice(4), request);
   },

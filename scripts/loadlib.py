@@ -253,8 +253,8 @@ def kinds(blob_digest):
         "blob": ("GET", f"/v2/app/blobs/{blob_digest}", AUTH, 200, None),
         # The upstream's 401, its challenge rewritten.
         "challenge": ("GET", "/v2/private/manifests/1", AUTH, 401, None),
-        # A malformed name: a local 400.
-        "error": ("GET", "/v2/Bad_Name/manifests/1", {}, 400, None),
+        # A name that cannot exist: a local 404 NAME_INVALID.
+        "error": ("GET", "/v2/Bad_Name/manifests/1", {}, 404, None),
         # The upstream throttles (429); the fallback challenges, the worker
         # gets its token, asks again: four subrequests.
         "fallback": ("GET", "/v2/throttled/manifests/1", {**AUTH, **MANIFEST}, 200, None),

@@ -19,8 +19,9 @@
 pub enum Code {
     NameInvalid,
     NameUnknown,
+    ManifestUnknown,
+    BlobUnknown,
     DigestInvalid,
-    TagInvalid,
     Unsupported,
     Unauthorized,
     Denied,
@@ -33,8 +34,9 @@ impl Code {
         match self {
             Code::NameInvalid => "NAME_INVALID",
             Code::NameUnknown => "NAME_UNKNOWN",
+            Code::ManifestUnknown => "MANIFEST_UNKNOWN",
+            Code::BlobUnknown => "BLOB_UNKNOWN",
             Code::DigestInvalid => "DIGEST_INVALID",
-            Code::TagInvalid => "TAG_INVALID",
             Code::Unsupported => "UNSUPPORTED",
             Code::Unauthorized => "UNAUTHORIZED",
             Code::Denied => "DENIED",
@@ -70,9 +72,12 @@ messages! {
     HostPort = 400 NameInvalid "the Host port is not a number from 1 to 65535",
     HostLiteral = 400 NameInvalid "the Host IPv6 literal is malformed",
     PathNotFound = 404 Unsupported "not a registry API path: the mirror serves /v2/<name>/manifests|blobs|tags|referrers/... and /token",
-    NameInvalid = 400 NameInvalid "invalid repository name: lower-case letters and digits, with '.', '_', '__' or '-' inside '/'-separated components",
-    NameTooLong = 400 NameInvalid "invalid repository name: longer than 255 characters",
-    TagInvalid = 400 TagInvalid "invalid tag: tags are 1 to 128 letters, digits, '_', '.' or '-', and do not start with '.' or '-'",
+    /// A name that cannot exist is not found (404, as the distribution
+    /// registry answers), with the spec's code for it.
+    NameInvalid = 404 NameInvalid "invalid repository name: lower-case letters and digits, with '.', '_', '__' or '-' inside '/'-separated components",
+    NameTooLong = 404 NameInvalid "invalid repository name: longer than 255 characters",
+    ManifestUnknown = 404 ManifestUnknown "manifest unknown: the reference is neither a tag (1 to 128 letters, digits, '_', '.' or '-', not starting with '.' or '-') nor a digest",
+    BlobUnknown = 404 BlobUnknown "blob unknown: blobs are named by their digest, algorithm:hex",
     DigestInvalid = 400 DigestInvalid "invalid digest: write it as algorithm:hex, for example sha256: followed by 64 lower-case hex digits",
     NsUnknown = 404 NameUnknown "no route of this mirror serves the registry named by ns",
     NameNoRoute = 404 NameUnknown "no route of this mirror serves this name on this host",
@@ -110,6 +115,10 @@ messages! {
     AddressLimit = 429 TooManyRequests "the registry is limiting requests from this mirror's address; retry after Retry-After",
     /// In front of an upstream's 502-504 after its fallbacks had nothing.
     UpstreamDown = 503 Unavailable "the upstream registry is unavailable",
+    /// `GET /v1/search` without a usable `q`.
+    SearchQuery = 400 Unsupported "docker search needs q=TERM: at most 256 characters of percent-encoded ASCII",
+    /// No `search` on the route the request picked.
+    SearchNone = 404 NameUnknown "this mirror answers docker search only for routes with search = 'https://index.docker.io' in routes.toml; not for this registry",
     /// The entry handed the planner no table, or one of another format.
     TableUnusable = 500 Unavailable "the mirror's route table (table.bin) was not compiled for this worker; rebuild and deploy both together (npx wrangler deploy)",
 }

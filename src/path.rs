@@ -1,13 +1,13 @@
 //! Classifies the request path and checks repository names and references.
 //!
-//! The mirror serves three things: `/` (a page for browsers), `/token` and
+//! The mirror serves four things: `/` (a page for browsers), `/token` and
 //! `/token/<registry>` (the token endpoint its challenges point at, outside
-//! `/v2/` so it can never be a repository path) and the registry API under
-//! `/v2/`. Repository names,
+//! `/v2/` so it can never be a repository path), the registry API under
+//! `/v2/`, and `/v1/search` (docker search). Repository names,
 //! tags and digests are checked against the distribution grammar before
-//! anything is forwarded, so a malformed path gets a 400 that says what is
-//! wrong instead of an upstream's 404 or a request the upstream never meant
-//! to serve. Percent-escapes are not decoded: no valid name, tag or digest
+//! anything is forwarded, so a name that cannot exist is answered locally,
+//! with what the grammar is, and never asked of an upstream ([`PathError`]
+//! says with what status). Percent-escapes are not decoded: no valid name, tag or digest
 //! contains `%`, so `%2F` and `%2e%2e` fail the grammar like any other
 //! stray byte.
 //!
@@ -26,6 +26,8 @@ pub enum Endpoint<'a> {
     Base,
     /// `/v2/_catalog`
     Catalog,
+    /// `/v1/search` (docker search); nothing else of `/v1/` is served.
+    Search,
     /// `/v2/<name><rest>`, where `rest` starts with `/` and is already checked.
     Repo { name: &'a str, rest: &'a str, kind: Kind },
 }
@@ -40,13 +42,26 @@ pub enum Kind {
     Upload,
 }
 
+/// Why a path is refused. The answers are the ones registry clients and
+/// test suites expect for names that cannot exist: a name or reference the
+/// grammar refuses is not found (404, as the distribution registry answers
+/// when its router matches no route), with the spec's code; only a digest
+/// that is malformed (it has the `:` only a digest has) is the client's
+/// mistake to fix (400 DIGEST_INVALID, where the distribution registry 2.8
+/// answers 500).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PathError {
     /// Not a path the mirror serves.
     NotFound,
+    /// 404 NAME_INVALID.
     NameInvalid,
     NameTooLong,
+    /// A manifest reference that is neither a tag nor a digest: 404
+    /// MANIFEST_UNKNOWN.
     TagInvalid,
+    /// A blob reference without an algorithm: 404 BLOB_UNKNOWN.
+    BlobUnknown,
+    /// 400 DIGEST_INVALID.
     DigestInvalid,
 }
 
@@ -57,7 +72,8 @@ impl PathError {
             PathError::NotFound => Msg::PathNotFound,
             PathError::NameInvalid => Msg::NameInvalid,
             PathError::NameTooLong => Msg::NameTooLong,
-            PathError::TagInvalid => Msg::TagInvalid,
+            PathError::TagInvalid => Msg::ManifestUnknown,
+            PathError::BlobUnknown => Msg::BlobUnknown,
             PathError::DigestInvalid => Msg::DigestInvalid,
         }
     }
@@ -79,6 +95,7 @@ pub fn classify(path: &str) -> Result<Endpoint<'_>, PathError> {
         "/token" => return Ok(Endpoint::Token(None)),
         "/v2" | "/v2/" => return Ok(Endpoint::Base),
         "/v2/_catalog" => return Ok(Endpoint::Catalog),
+        "/v1/search" => return Ok(Endpoint::Search),
         _ => {}
     }
     if let Some(registry) = path.strip_prefix("/token/") {
@@ -99,10 +116,16 @@ pub fn classify(path: &str) -> Result<Endpoint<'_>, PathError> {
                 (Kind::Manifest, name)
             }
             "referrers" => {
+                if !crate::has(last, b':') {
+                    return Err(PathError::TagInvalid);
+                }
                 digest(last)?;
                 (Kind::Referrers, name)
             }
             "blobs" if last != "uploads" => {
+                if !crate::has(last, b':') {
+                    return Err(PathError::BlobUnknown);
+                }
                 digest(last)?;
                 (Kind::Blob, name)
             }

@@ -167,19 +167,31 @@ fn decide(req: &Request<'_>, up: Option<&Upstream<'_>>, seen: &mut Seen) -> Acti
         seen.kind = "token";
         return token(req, up, host, registry, query, seen);
     }
+    // docker search's term (`q`, decoded) picks the route as a name does.
+    let search = endpoint == Endpoint::Search;
+    let term = match query_param(query, "q").filter(|_| search).map(|q| crate::scope::percent_decode(q, false)) {
+        Some(Ok(t)) if t.len() <= 256 => t,
+        _ if search => return reply(Msg::SearchQuery, ""),
+        _ => String::new(),
+    };
+    let named = match endpoint {
+        Endpoint::Repo { name, .. } => Some(name),
+        Endpoint::Search => Some(term.as_str()),
+        _ => None,
+    };
     // containerd names the registry it pulls from; only the table's routes
     // answer to it.
     let ns = query_param(query, "ns");
-    let (i, name, prefixed) = match (ns, endpoint) {
+    let (i, name, prefixed) = match (ns, named) {
         (Some(ns), _) => match by_registry(ns) {
             Some(r) => (r, None, false),
             None => return reply(Msg::NsUnknown, ns),
         },
-        (None, Endpoint::Repo { name, .. }) => match by_name(host, name) {
+        (None, Some(name)) => match by_name(host, name) {
             Some((r, rest)) => (r, rest, rest.is_some()),
             None => return reply(Msg::NameNoRoute, name),
         },
-        (None, _) => match by_host(host) {
+        (None, None) => match by_host(host) {
             Some(r) => (r, None, false),
             None => return reply(Msg::HostNoRoute, host),
         },
@@ -233,6 +245,29 @@ fn decide(req: &Request<'_>, up: Option<&Upstream<'_>>, seen: &mut Seen) -> Acti
                 ask = Some(Ask { route: &route, name, rest, head: req.method == "HEAD" });
             }
         }
+        // docker search: to the route's index, anonymously, the query
+        // rebuilt from `q` (the term, its prefix removed, encoded again),
+        // `n` and `page` (numbers only); its answer streams back.
+        Endpoint::Search => {
+            seen.kind = "search";
+            let Some(index) = route.search else { return reply(Msg::SearchNone, route.registry) };
+            let term = name.unwrap_or(&term);
+            if routes::log() {
+                seen.repository.push_str(term);
+            }
+            url.clear();
+            url.push_str(index);
+            url.push_str("/v1/search?q=");
+            crate::scope::percent_encode(term, &mut url);
+            for key in ["&n=", "&page="] {
+                if let Some(v) = query_param(query, key.get(1..key.len() - 1).unwrap_or("")) {
+                    if (1..=4).contains(&v.len()) && v.bytes().all(|b| b.is_ascii_digit()) {
+                        url.push_str(key);
+                        url.push_str(v);
+                    }
+                }
+            }
+        }
         Endpoint::Catalog if !route.allow.is_empty() => return denied("_catalog"),
         Endpoint::Catalog => {
             seen.kind = "catalog";
@@ -252,9 +287,9 @@ fn decide(req: &Request<'_>, up: Option<&Upstream<'_>>, seen: &mut Seen) -> Acti
         if let Some(a) = ask.as_ref().and_then(|ask| crate::fallback::answer(ask, req, up, seen)) {
             return a;
         }
-        return api_answer(&route, &base, ns, prefixed, up);
+        return api_answer(&route, &base, ns, prefixed, up, if search { route.search.unwrap_or("") } else { route.upstream });
     }
-    if !query.is_empty() {
+    if !query.is_empty() && !search {
         url.put(b'?');
         url.push_str(query);
     }
@@ -267,6 +302,7 @@ fn decide(req: &Request<'_>, up: Option<&Upstream<'_>>, seen: &mut Seen) -> Acti
         url,
         resume,
         follow: route.follow_redirects,
+        anonymous: search,
         ..Fetch::new(Phase::Api)
     })
 }
@@ -276,10 +312,11 @@ fn decide(req: &Request<'_>, up: Option<&Upstream<'_>>, seen: &mut Seen) -> Acti
 /// challenge is kept); a 429 says which limit; a redirect passed to the
 /// client gets an absolute `Location`, back through the mirror when it stays
 /// on the upstream's registry API.
+/// `from` is what a failure names: the upstream (the index, for a search).
 #[inline(never)]
-fn api_answer(route: &Route, base: &Base<'_>, ns: Option<&str>, prefixed: bool, up: &Upstream<'_>) -> Action {
+fn api_answer(route: &Route, base: &Base<'_>, ns: Option<&str>, prefixed: bool, up: &Upstream<'_>, from: &str) -> Action {
     if up.status == 0 || up.phase != Some(Phase::Api) {
-        return failed(route.upstream, up);
+        return failed(from, up);
     }
     if up.status == 401 {
         let scope = |value: &str, out: &mut String| map_scope(route, value, prefixed, out);

@@ -103,12 +103,12 @@ impl Host {
     }
 }
 
-/// One route as the table stores it: eleven references and the route's
+/// One route as the table stores it: twelve references and the route's
 /// flags (`layout::RECORD` bytes). `Record::route` reads it out.
 #[derive(Debug, PartialEq, Eq)]
 #[repr(C)]
 pub struct Record {
-    fields: [Str; 11],
+    fields: [Str; 12],
     flags: u8,
 }
 
@@ -157,6 +157,7 @@ impl Record {
             credentials: self.opt(8),
             allow: self.str(9).of(t.allow),
             fallback: self.str(10).of(t.fallback),
+            search: self.opt(11),
             library: self.flags & layout::LIBRARY != 0,
             follow_redirects: self.flags & layout::FOLLOW != 0,
         }
@@ -192,6 +193,9 @@ pub struct Route {
     /// Positions in the table of the routes to try, in order, when this
     /// route's upstream throttles or fails a manifest or blob request.
     pub fallback: &'static [u8],
+    /// `scheme://authority` of the index that answers `docker search`
+    /// (`/v1/search`) for this route.
+    pub search: Option<&'static str>,
     /// Docker Hub rule: single-component names get `library/`.
     pub library: bool,
     pub follow_redirects: bool,

@@ -218,7 +218,8 @@ pub fn percent_encode(s: &str, out: &mut String) {
 
 /// Rewrites a token query string or form body for `route`: each `scope=`
 /// value by [`rewrite_scope`] (a value left empty is dropped), `service=`
-/// to the route's service; all other pairs are copied as they are. What the
+/// to the route's service (dropped when the route names a realm but no
+/// service); all other pairs are copied as they are. What the
 /// scopes held comes back in [`Found`]: a request whose repositories were
 /// all refused is for the caller to refuse ([`QueryError::Denied`]).
 pub fn rewrite_token_params(params: &str, route: &Route, host: Option<&str>, out: &mut String) -> Result<Found, QueryError> {
@@ -246,6 +247,9 @@ pub fn rewrite_token_params(params: &str, route: &Route, host: Option<&str>, out
             out.push_str(sep);
             out.push_str("service=");
             percent_encode(service, out);
+        } else if route.realm.is_some() && pair.starts_with("service=") {
+            // A realm the table names without a service (nvcr.io's) gets
+            // none: the client's came from another route's challenge.
         } else {
             out.push_str(sep);
             out.push_str(pair);

@@ -30,8 +30,9 @@ fn codes_are_the_spec_names() {
     let all = [
         (Code::NameInvalid, "NAME_INVALID"),
         (Code::NameUnknown, "NAME_UNKNOWN"),
+        (Code::ManifestUnknown, "MANIFEST_UNKNOWN"),
+        (Code::BlobUnknown, "BLOB_UNKNOWN"),
         (Code::DigestInvalid, "DIGEST_INVALID"),
-        (Code::TagInvalid, "TAG_INVALID"),
         (Code::Unsupported, "UNSUPPORTED"),
         (Code::Unauthorized, "UNAUTHORIZED"),
         (Code::Denied, "DENIED"),
@@ -56,6 +57,8 @@ fn every_message_is_numbered_in_order_with_a_fitting_status() {
             Code::Denied => status == 403,
             Code::TooManyRequests => status == 429,
             Code::Unavailable => status >= 500 || status == 404,
+            // What cannot exist is not found.
+            Code::NameUnknown | Code::ManifestUnknown | Code::BlobUnknown => status == 404,
             _ => (400..500).contains(&status),
         };
         assert!(fits, "{status} {code:?} {text}");

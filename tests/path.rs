@@ -64,10 +64,11 @@ fn refuses_what_is_not_a_registry_path() {
         ("/v2/busybox/manifests/".into(), PathError::TagInvalid),
         (format!("/v2/busybox/manifests/{}", "t".repeat(129)), PathError::TagInvalid),
         ("/v2/busybox/manifests/sha256:abc".into(), PathError::DigestInvalid),
-        ("/v2/busybox/blobs/latest".into(), PathError::DigestInvalid),
+        ("/v2/busybox/blobs/latest".into(), PathError::BlobUnknown),
         ("/v2/busybox/blobs/sha256:".into(), PathError::DigestInvalid),
         (format!("/v2/busybox/blobs/{}", D.to_uppercase().replace("SHA256", "sha256")), PathError::DigestInvalid),
-        ("/v2/busybox/referrers/latest".into(), PathError::DigestInvalid),
+        ("/v2/busybox/referrers/latest".into(), PathError::TagInvalid),
+        ("/v2/busybox/referrers/sha256:zz".into(), PathError::DigestInvalid),
     ];
     for (path, want) in cases {
         assert_eq!(classify(&path), Err(want), "{path}");

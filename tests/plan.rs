@@ -278,6 +278,126 @@ fn the_page_lists_every_clients_configuration_for_the_tables_hosts() {
     assert!(!html.contains("docker pull mirror.gcr.io") && !html.contains("certs.d/mirror.gcr.io"));
 }
 
+/// Names and references that cannot exist (tests/impossible-names.tsv, which
+/// the e2e suite also holds against the worker and the real registry): the
+/// spec's answer, locally, without a fetch, whatever the method.
+#[test]
+fn impossible_names_get_the_specs_answers_locally() {
+    let rows: Vec<&str> = include_str!("impossible-names.tsv").lines().filter(|l| !l.is_empty() && !l.starts_with('#')).collect();
+    assert!(rows.len() >= 10);
+    for row in rows {
+        let f: Vec<&str> = row.split('\t').collect();
+        let (method, path, status, code) = (f[0], f[1], f[2].parse::<u16>().expect("status"), f[3]);
+        for host in ["https://docker.mirror.example.com", "https://mirror.example.com"] {
+            let a = req(if method == "HEAD" { "HEAD" } else { "GET" }, &format!("{host}{path}"));
+            assert_eq!(answered(&a), (status, code.to_string()), "{method} {host}{path}");
+        }
+    }
+}
+
+/// docker search: to the route's index, the query rebuilt, anonymously; the
+/// route picked by ns, the term's prefix or the host; a route without
+/// `search` says so.
+#[test]
+fn docker_search_goes_to_the_routes_index_anonymously() {
+    let cases: Vec<(String, &str)> = vec![
+        (format!("{M}/v1/search?q=nginx&n=25"), "https://index.docker.io/v1/search?q=nginx&n=25"),
+        ("https://docker.mirror.example.com/v1/search?q=nginx&n=25".into(), "https://index.docker.io/v1/search?q=nginx&n=25"),
+        // Only q, n and page, in that order, re-encoded; n and page numbers only.
+        (format!("{M}/v1/search?page=2&x=evil&n=10&q=a+b%2Fc&is_official=true"), "https://index.docker.io/v1/search?q=a%20b/c&n=10&page=2"),
+        (format!("{M}/v1/search?q=nginx&n=abc&page=99999"), "https://index.docker.io/v1/search?q=nginx"),
+        // A prefix in the term picks the route on a shared host, and is removed.
+        (format!("{M}/v1/search?q=docker.io%2Fnginx&n=25"), "https://index.docker.io/v1/search?q=nginx&n=25"),
+        (format!("{M}/v1/search?q=nginx&ns=docker.io"), "https://index.docker.io/v1/search?q=nginx"),
+        // On a host no route names: the default route.
+        ("https://edge.someone.workers.dev/v1/search?q=redis".into(), "https://index.docker.io/v1/search?q=redis"),
+    ];
+    for (url, want) in cases {
+        let a = step(&Request { authorization: true, ..request("GET", &url) }, None);
+        let f = fetch(&a);
+        assert_eq!(f.url, want, "{url}");
+        assert!(f.anonymous && f.client_headers && f.follow && !f.head, "{url}: anonymous, with the other allowed headers");
+        assert_eq!((f.resume & RESUME_429, f.phase), (RESUME_429, Phase::Api));
+    }
+    // Routes without search: 404 naming the key, no fetch.
+    for url in [format!("{M}/v1/search?q=ghcr.io%2Fowner"), "https://ghcr.mirror.example.com/v1/search?q=x".into(), format!("{M}/v1/search?q=x&ns=quay.io")] {
+        let a = req("GET", &url);
+        assert_eq!(answered(&a), (404, "NAME_UNKNOWN".into()), "{url}");
+        assert!(message(&a).contains("search = 'https://index.docker.io'"), "{}", message(&a));
+    }
+    for (url, code) in [(format!("{M}/v1/search?q=x&ns=nope.io"), "NAME_UNKNOWN"), (format!("{M}/v1/search?q={}", "x".repeat(257)), "UNSUPPORTED")] {
+        assert_eq!(answered(&req("GET", &url)).1, code, "{url}");
+    }
+    assert_eq!(answered(&req("POST", &format!("{M}/v1/search?q=x"))), (405, "UNSUPPORTED".into()));
+    // The index's 429 gets the mirror's message; a failure names the index.
+    let r = request("GET", "https://mirror.example.com/v1/search?q=nginx");
+    match step(&r, Some(&upstream(Phase::Api, 429, "", ""))) {
+        Action::Relay { error: Some((msg, subject)), .. } => assert_eq!((msg, subject.as_str()), (Msg::AddressLimit, "docker.io")),
+        other => panic!("{other:?}"),
+    }
+    let failed = step(&r, Some(&Upstream { phase: Some(Phase::Api), status: 0, error: "TypeError", ..Upstream::default() }));
+    assert_eq!(answered(&failed), (502, "UNAVAILABLE".into()));
+    assert!(message(&failed).ends_with(": https://index.docker.io"), "{}", message(&failed));
+    assert_eq!(step(&r, Some(&upstream(Phase::Api, 200, "", ""))), Action::Relay { challenges: None, location: None, error: None, source: None, held: false });
+}
+
+/// nvcr.io names one realm before a token and another after it expires
+/// (NVIDIA/nvidia-container-toolkit issue 1945): the client gets the
+/// mirror's realm for both, with the rest of each challenge kept, and its
+/// token request goes to the realm the table names, without a service.
+#[test]
+fn nvcr_challenges_before_and_after_a_token_expires_both_lead_to_the_mirrors_token() {
+    let first = "Bearer realm=\"https://nvcr.io/proxy_auth\",scope=\"repository:nvidia/k8s-device-plugin:pull\"";
+    let expired = "Bearer realm=\"https://authn.nvidia.com/token\",service=\"registry\",scope=\"repository:nvidia/k8s-device-plugin:pull\",error=\"invalid_token\"";
+    for (host, path, realm, scope) in [
+        ("nvcr.mirror.example.com", "/v2/nvidia/k8s-device-plugin/manifests/v0.19.0", "https://nvcr.mirror.example.com/token", "nvidia/k8s-device-plugin"),
+        ("mirror.example.com", "/v2/nvcr.io/nvidia/k8s-device-plugin/manifests/v0.19.0", "https://mirror.example.com/token/nvcr.io", "nvcr.io/nvidia/k8s-device-plugin"),
+    ] {
+        let url = format!("https://{host}{path}");
+        let r = Request { authorization: true, ..request("GET", &url) };
+        assert_eq!(forwarded(&step(&r, None)).0, "https://nvcr.io/v2/nvidia/k8s-device-plugin/manifests/v0.19.0");
+        let c = relayed_challenge(step(&r, Some(&upstream(Phase::Api, 401, first, ""))));
+        assert_eq!(c, format!("Bearer realm=\"{realm}\",scope=\"repository:{scope}:pull\""));
+        let c = relayed_challenge(step(&r, Some(&upstream(Phase::Api, 401, expired, ""))));
+        assert_eq!(c, format!("Bearer realm=\"{realm}\",service=\"registry\",scope=\"repository:{scope}:pull\",error=\"invalid_token\""));
+        // The client follows either: its token comes from nvcr.io/proxy_auth.
+        let t = req("GET", &format!("{realm}?scope=repository:{scope}:pull&service=registry"));
+        assert_eq!(fetch(&t).url, "https://nvcr.io/proxy_auth?scope=repository:nvidia/k8s-device-plugin:pull");
+    }
+}
+
+/// The registries added to the shipped table, each by its host and by its
+/// prefix on the shared host, to its own upstream.
+#[test]
+fn the_shipped_registries_resolve_by_host_and_by_prefix() {
+    for (name, registry, upstream) in [
+        ("nvcr", "nvcr.io", "https://nvcr.io"),
+        ("mcr", "mcr.microsoft.com", "https://mcr.microsoft.com"),
+        ("elastic", "docker.elastic.co", "https://docker.elastic.co"),
+        ("gitlab", "registry.gitlab.com", "https://registry.gitlab.com"),
+        ("ghcr", "ghcr.io", "https://ghcr.io"),
+        ("quay", "quay.io", "https://quay.io"),
+    ] {
+        for url in [format!("https://{name}.mirror.example.com/v2/a/b/manifests/1"), format!("{M}/v2/{registry}/a/b/manifests/1")] {
+            let a = step(&Request { authorization: true, ..request("GET", &url) }, None);
+            assert_eq!(forwarded(&a).0, format!("{upstream}/v2/a/b/manifests/1"), "{url}");
+        }
+        assert_eq!(by_registry(registry).and_then(get).map(|r| r.upstream), Some(upstream));
+    }
+    // Realms and services as the upstreams' challenges name them.
+    for (registry, realm, service) in [
+        ("nvcr.io", Some("https://nvcr.io/proxy_auth"), None),
+        ("mcr.microsoft.com", None, None),
+        ("docker.elastic.co", Some("https://docker-auth.elastic.co/auth"), Some("token-service")),
+        ("registry.gitlab.com", Some("https://gitlab.com/jwt/auth"), Some("container_registry")),
+    ] {
+        let r = by_registry(registry).and_then(get).expect("a route");
+        assert_eq!((r.realm, r.service), (realm, service), "{registry}");
+    }
+    // MCR needs no token: the ping goes upstream.
+    assert_eq!(forwarded(&req("GET", "https://mcr.mirror.example.com/v2/")).0, "https://mcr.microsoft.com/v2/");
+}
+
 #[test]
 fn token_get_goes_to_the_table_realm_with_scopes_rewritten() {
     let a = req("GET", "https://docker.mirror.example.com/token?scope=repository:busybox:pull&scope=repository%3Ateam%2Fapp%3Apull,push&service=registry.docker.io");
@@ -420,11 +540,13 @@ fn local_errors_have_the_right_status_and_code() {
         ("GET", "https://docker.mirror.example.com/v2/a/manifests/b\r\nX: y".into(), 400, "UNSUPPORTED"),
         ("GET", "https://docker.mirror.example.com/v2/ä/manifests/b".into(), 400, "UNSUPPORTED"),
         ("GET", long_url, 414, "UNSUPPORTED"),
-        ("GET", "https://docker.mirror.example.com/v2/../../etc/passwd/manifests/x".into(), 400, "NAME_INVALID"),
-        ("GET", "https://docker.mirror.example.com/v2/a%2Fb/manifests/x".into(), 400, "NAME_INVALID"),
-        ("GET", "https://docker.mirror.example.com/v2/busybox/manifests/-bad".into(), 400, "TAG_INVALID"),
+        ("GET", "https://docker.mirror.example.com/v2/../../etc/passwd/manifests/x".into(), 404, "NAME_INVALID"),
+        ("GET", "https://docker.mirror.example.com/v2/a%2Fb/manifests/x".into(), 404, "NAME_INVALID"),
+        ("GET", "https://docker.mirror.example.com/v2/busybox/manifests/-bad".into(), 404, "MANIFEST_UNKNOWN"),
         ("GET", "https://docker.mirror.example.com/v2/busybox/blobs/sha256:12".into(), 400, "DIGEST_INVALID"),
-        ("GET", "https://docker.mirror.example.com/v1/search".into(), 404, "UNSUPPORTED"),
+        ("GET", "https://docker.mirror.example.com/v1/_ping".into(), 404, "UNSUPPORTED"),
+        ("GET", "https://docker.mirror.example.com/v1/search".into(), 400, "UNSUPPORTED"),
+        ("GET", "https://docker.mirror.example.com/v1/search?q=%zz".into(), 400, "UNSUPPORTED"),
         ("GET", "https://mirror.example.com/v2/busybox/manifests/1?ns=nope.example".into(), 404, "NAME_UNKNOWN"),
         ("POST", "https://docker.mirror.example.com/v2/busybox/blobs/uploads/".into(), 405, "UNSUPPORTED"),
         ("GET", "https://docker.mirror.example.com/v2/busybox/blobs/uploads/abc".into(), 405, "UNSUPPORTED"),

@@ -50,6 +50,7 @@ insecure = true
             credentials: None,
             allow: vec![],
             fallback: vec![],
+            search: None,
         }
     );
     assert_eq!(routes[1].hosts, vec!["local.test".to_string(), "lit.test".to_string()]);
@@ -59,7 +60,12 @@ insecure = true
 
     let shipped = parse(include_str!("../routes.toml")).expect("shipped table parses").routes;
     let names: Vec<&str> = shipped.iter().map(|r| r.name.as_str()).collect();
-    assert_eq!(names, ["docker", "mirror-gcr", "ecr-library", "quay", "gcr", "k8s-gcr", "k8s", "ghcr", "cloudsmith", "ecr"]);
+    assert_eq!(
+        names,
+        ["docker", "mirror-gcr", "ecr-library", "quay", "gcr", "k8s-gcr", "k8s", "ghcr", "cloudsmith", "ecr", "nvcr", "mcr", "elastic", "gitlab"]
+    );
+    assert_eq!(shipped[0].search.as_deref(), Some("https://index.docker.io"));
+    assert!(shipped[1..].iter().all(|r| r.search.is_none()));
     // Docker Hub's two public copies are fallbacks only: no hosts, named by
     // Docker Hub's route, in order.
     let (fallbacks, served): (Vec<_>, Vec<_>) = shipped.iter().partition(|r| r.hosts.is_empty());
@@ -125,7 +131,7 @@ fn errors_name_the_line_and_the_fix() {
         (
             "[routes.a]\nhosts = [\"a.test\"]\nupstrem = \"https://x\"\n",
             3,
-            "unknown key \"upstrem\" in [routes.a]; the keys are hosts, upstream, realm, service, library, redirects, default, insecure, prefix, registry, repository, credentials, allow, fallback",
+            "unknown key \"upstrem\" in [routes.a]; the keys are hosts, upstream, realm, service, library, redirects, default, insecure, prefix, registry, repository, credentials, allow, fallback, search",
         ),
         ("# c\n\n[routes.a]\nhosts = [\"a.test\"]\n", 3, "route \"a\" has no upstream; add upstream = \"https://registry.example.com\""),
         (
@@ -197,8 +203,8 @@ fn errors_name_the_line_and_the_fix() {
         ("[routes.a]\nhosts = [\"a.test\"]\nrealm = 1.5\n", 3, "realm must be a string, found a float"),
         ("[routes.a]\nhosts = [\"a.test\"]\nlibrary = 1\n", 3, "library must be true or false, found an integer"),
         ("[routes.a]\nhosts = [\"a.test\"]\ndefault = 1979-05-27\n", 3, "default must be true or false, found a date-time"),
-        ("[routes.a]\nx = { a = 1 }\n", 2, "unknown key \"x\" in [routes.a]; the keys are hosts, upstream, realm, service, library, redirects, default, insecure, prefix, registry, repository, credentials, allow, fallback"),
-        ("[routes.a]\nhosts = [\"a.test\"]\n[routes.a.port]\nx = 1\n", 3, "unknown key \"port\" in [routes.a]; the keys are hosts, upstream, realm, service, library, redirects, default, insecure, prefix, registry, repository, credentials, allow, fallback"),
+        ("[routes.a]\nx = { a = 1 }\n", 2, "unknown key \"x\" in [routes.a]; the keys are hosts, upstream, realm, service, library, redirects, default, insecure, prefix, registry, repository, credentials, allow, fallback, search"),
+        ("[routes.a]\nhosts = [\"a.test\"]\n[routes.a.port]\nx = 1\n", 3, "unknown key \"port\" in [routes.a]; the keys are hosts, upstream, realm, service, library, redirects, default, insecure, prefix, registry, repository, credentials, allow, fallback, search"),
         ("domain = 5\n", 1, "domain must be a string, found an integer"),
         ("routes = 5\n", 1, "routes must hold [routes.NAME] sections, found an integer; write [routes.NAME] and the route's keys under it"),
         ("[routes]\na = \"https://x\"\n", 2, "route \"a\" must be a [routes.a] section with hosts and upstream, found a string"),
@@ -342,8 +348,8 @@ impl<'a> Bytes<'a> {
 }
 
 /// The fields of a record, in the layout's order.
-const FIELDS: [&str; 11] =
-    ["name", "hosts", "prefix", "registry", "upstream", "realm", "service", "repository", "credentials", "allow", "fallback"];
+const FIELDS: [&str; 12] =
+    ["name", "hosts", "prefix", "registry", "upstream", "realm", "service", "repository", "credentials", "allow", "fallback", "search"];
 
 /// Every table the project builds or ships, by name, with its text
 /// (`routes.toml` with `tests/routes.more.toml` appended is the size
@@ -380,6 +386,7 @@ fn every_table_reads_back_from_its_pool() {
                 ("service", r.service.as_deref()),
                 ("repository", r.repository.as_deref()),
                 ("credentials", r.credentials.as_deref()),
+                ("search", r.search.as_deref()),
             ];
             for (field, want) in fields {
                 assert_eq!(bytes.field(i, field), want, "{file} [routes.{}] {field}", r.name);
@@ -423,8 +430,8 @@ fn renders_a_compiled_table() {
     assert_eq!(bytes.range(1, "allow"), (1, 0));
     assert_eq!(bytes.hosts(), ["a.test", "b.test"]);
     assert_eq!(bytes.allow(), ["library/*"]);
-    assert_eq!(bytes.record(0)[33], layout::LIBRARY | layout::FOLLOW);
-    assert_eq!(bytes.record(1)[33], 0);
+    assert_eq!(bytes.record(0)[36], layout::LIBRARY | layout::FOLLOW);
+    assert_eq!(bytes.record(1)[36], 0);
     // Header: 2 routes, 2 hosts, 1 pattern, no fallbacks, route 1 the
     // default, no domain; page and log on, log_client off.
     assert_eq!([bytes.count(0), bytes.count(1), bytes.count(2), bytes.count(3), bytes.u16(12)], [2, 2, 1, 0, 1]);
@@ -559,6 +566,7 @@ fn the_compiled_table_reads_back_as_written() {
             assert_eq!(r.service, spec.service.as_deref());
             assert_eq!(r.repository, spec.repository.as_deref());
             assert_eq!(r.credentials, spec.credentials.as_deref());
+            assert_eq!(r.search, spec.search.as_deref());
             assert_eq!((r.library, r.follow_redirects), (spec.library, spec.follow_redirects));
             let allow: Vec<&str> = r.allow.iter().map(|p| p.get()).collect();
             assert_eq!(allow, spec.allow);
@@ -587,7 +595,7 @@ fn the_planner_refuses_bytes_that_are_not_its_table() {
         ("cut inside the fallbacks", good[..usize::from(u16::from_le_bytes([good[10], good[11]])) - 1].to_vec()),
     ];
     let mut other_format = good.clone();
-    other_format[3] = 2;
+    other_format[3] = 1;
     cases.push(("another format", other_format));
     let mut non_ascii = good.clone();
     *non_ascii.last_mut().expect("a pool") = 0xc3;
@@ -604,7 +612,7 @@ fn the_planner_refuses_bytes_that_are_not_its_table() {
     cases.push(("no routes", no_routes));
     for (what, bytes) in cases {
         assert!(edge_mirror::routes::parse(leak(bytes.clone())).is_none(), "{what}");
-        assert!(edge_mirror::routes::install(&good) && edge_mirror::routes::routes().count() == 10);
+        assert!(edge_mirror::routes::install(&good) && edge_mirror::routes::routes().count() == 14);
         assert!(!edge_mirror::routes::install(&bytes), "{what}");
         // Without a table every request, whatever it is, gets the 500 that
         // says what to do, and nothing is fetched.

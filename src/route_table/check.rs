@@ -82,7 +82,7 @@ pub(crate) fn table(top: Top, raw: Vec<RawRoute>) -> Result<Table, TableError> {
     let text: usize = routes
         .iter()
         .map(|r| {
-            let opts = [&r.prefix, &r.realm, &r.service, &r.repository, &r.credentials];
+            let opts = [&r.prefix, &r.realm, &r.service, &r.repository, &r.credentials, &r.search];
             r.name.len()
                 + r.registry.len()
                 + r.upstream.len()
@@ -226,7 +226,7 @@ fn fits(r: &RawRoute) -> Result<(), TableError> {
     if r.name.len() > MAX_STRING {
         return long(format!("the route name \"{}...\"", &r.name[..r.name.floor_char_boundary(32)]), r.name.len(), r.line);
     }
-    for key in ["upstream", "realm", "service", "prefix", "registry", "repository", "credentials"] {
+    for key in ["upstream", "realm", "service", "prefix", "registry", "repository", "credentials", "search"] {
         if let Some((v, line)) = r.section.str(key).filter(|(v, _)| v.len() > MAX_STRING) {
             return long(key.to_string(), v.len(), line);
         }
@@ -288,6 +288,10 @@ fn validate(r: &RawRoute, domain: Option<&(String, usize)>) -> Result<RouteSpec,
     };
     let realm = match s.str("realm") {
         Some((v, line)) => Some(origin(v, line, "realm", insecure, true)?),
+        None => None,
+    };
+    let search = match s.str("search") {
+        Some((v, line)) => Some(origin(v, line, "search", insecure, false)?),
         None => None,
     };
     let prefix = match s.str("prefix") {
@@ -354,6 +358,7 @@ fn validate(r: &RawRoute, domain: Option<&(String, usize)>) -> Result<RouteSpec,
         credentials,
         allow,
         fallback: s.list("fallback").iter().map(|(f, _)| f.clone()).collect(),
+        search,
     })
 }
 
@@ -377,7 +382,11 @@ fn registry_name(v: &str, line: usize) -> Result<String, TableError> {
 /// Checks `http(s)://authority[/path]`. The upstream may not have a path (the
 /// worker appends `/v2/...`); a realm may have a path and a query.
 fn origin(s: &str, line: usize, key: &str, insecure: bool, path_ok: bool) -> Result<String, TableError> {
-    let example = if key == "realm" { "https://auth.docker.io/token" } else { "https://registry-1.docker.io" };
+    let example = match key {
+        "realm" => "https://auth.docker.io/token",
+        "search" => "https://index.docker.io",
+        _ => "https://registry-1.docker.io",
+    };
     let (scheme, rest) = match s.split_once("://") {
         Some(p) => p,
         None => return err(line, format!("{} \"{}\" is not an absolute http(s) URL; write it like \"{}\"", key, s, example)),

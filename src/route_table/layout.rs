@@ -15,9 +15,9 @@
 //!  14  DOMAIN        str  `{domain}`
 //!  17  FLAGS         PAGE | LOG | LOG_CLIENT
 //! then:
-//!   records   34 bytes each: eleven strs or ranges (name, hosts, prefix,
+//!   records   37 bytes each: twelve strs or ranges (name, hosts, prefix,
 //!             registry, upstream, realm, service, repository,
-//!             credentials, allow, fallback) and the route's flags
+//!             credentials, allow, fallback, search) and the route's flags
 //!             (LIBRARY | FOLLOW)
 //!   hosts     4 bytes each: a str and 1 when the domain follows the name
 //!             (`quay` for `quay.{domain}`, empty for the domain itself)
@@ -34,10 +34,10 @@
 //! entries. Length 0 is "not set". The whole table is at most [`MAX`] bytes,
 //! the planner's buffer.
 
-/// "EMT" and format version 1.
-pub const MAGIC: [u8; 4] = *b"EMT\x01";
+/// "EMT" and format version 2 (1 had no `search`).
+pub const MAGIC: [u8; 4] = *b"EMT\x02";
 pub const HEADER: usize = 18;
-pub const RECORD: usize = 34;
+pub const RECORD: usize = 37;
 pub const HOST: usize = 4;
 pub const ALLOW: usize = 3;
 pub const FALLBACK: usize = 1;

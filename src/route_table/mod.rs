@@ -66,6 +66,9 @@ pub struct RouteSpec {
     /// Other routes (by registry name) to try, in order, when this route's
     /// upstream throttles or fails a manifest or blob request.
     pub fallback: Vec<String>,
+    /// `scheme://authority` of the index answering `docker search`
+    /// (`/v1/search`) for this route.
+    pub search: Option<String>,
 }
 
 /// A whole table: its routes and the settings above them.

@@ -73,6 +73,36 @@ pub fn index_html(table: &Table) -> String {
         ));
         k3s.push_str(&format!("  \"{}\":\n    endpoint:\n      - \"https://{}\"\n", e(&r.registry), e(first)));
     }
+    // docker search, for the routes that have an index; Helm's oci:// form
+    // with the first route that is not Docker Hub's (charts live elsewhere).
+    let mut search = String::new();
+    for r in table.routes.iter().filter(|r| r.search.is_some()) {
+        for h in unprefixed_hosts(table, r).iter().take(1) {
+            search.push_str(&format!("docker search {}/TERM\n", e(h)));
+        }
+        if let (Some(p), Some(h)) = (&r.prefix, r.hosts.first()) {
+            search.push_str(&format!("docker search {}/{}/TERM\n", e(h), e(p)));
+        }
+    }
+    let search = if search.is_empty() {
+        String::new()
+    } else {
+        format!("<h2>docker search</h2><pre>{}</pre>\n", search.trim_end())
+    };
+    let helm = table.routes.iter().find(|r| !r.library && !r.hosts.is_empty()).map_or(String::new(), |r| {
+        let host = &r.hosts[0];
+        let at = match &r.prefix {
+            Some(p) => format!("{}/{}", host, p),
+            None => host.clone(),
+        };
+        format!(
+            "<h2>Helm charts (OCI)</h2><p>Helm has no mirror setting: name the mirror in the chart's reference. \
+Classic repositories (<code>index.yaml</code>) are not OCI and are not served.</p>\
+<pre>helm pull oci://{}/OWNER/CHART --version VERSION\nhelm registry login {}   # private charts</pre>\n",
+            e(&at),
+            e(host)
+        )
+    });
     let daemon = match daemon {
         Some(h) => format!(
             "<h2>Docker (daemon.json)</h2><p>dockerd mirrors Docker Hub only; other registries are pulled by the names above.</p>\
@@ -91,11 +121,13 @@ td{{padding:.3em 1em .3em 0}}code,pre{{background:#eee;padding:.1em .3em}}pre{{p
 throttles the mirror or fails. A tag from a cache may lag the registry; a digest is exact.</p>\n{}\
 <h2>containerd, nerdctl, Kubernetes nodes (hosts.toml)</h2><pre>{}</pre>\n\
 <h2>Podman, Buildah, Skopeo (/etc/containers/registries.conf)</h2><pre>{}</pre>\n\
-<h2>k3s (/etc/rancher/k3s/registries.yaml)</h2><pre>{}</pre>\n</body></html>\n",
+<h2>k3s (/etc/rancher/k3s/registries.yaml)</h2><pre>{}</pre>\n{}{}</body></html>\n",
         pulls,
         daemon,
         hosts_toml.trim_end(),
         conf.trim_end(),
-        k3s.trim_end()
+        k3s.trim_end(),
+        search,
+        helm
     )
 }

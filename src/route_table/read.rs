@@ -57,6 +57,7 @@ const ROUTE_KEYS: &[Key] = &[
     Key::string("credentials"),
     Key::list("allow", "an array of repository patterns, like [\"library/*\", \"myorg/app\"]"),
     Key::list("fallback", "an array of other routes' registry names, like [\"mirror.gcr.io\"]"),
+    Key::string("search"),
 ];
 
 /// The keys above the first `[routes.NAME]`, besides `routes` itself.

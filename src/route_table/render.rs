@@ -84,7 +84,7 @@ pub fn render(table: &Table) -> Result<Vec<u8>, TableError> {
         }
         strings.extend(r.hosts.iter().map(|h| host_parts(h, domain).0));
         strings.extend([&r.registry, &r.upstream].map(String::as_str));
-        for o in [&r.prefix, &r.realm, &r.service, &r.repository, &r.credentials] {
+        for o in [&r.prefix, &r.realm, &r.service, &r.repository, &r.credentials, &r.search] {
             strings.extend(o.as_deref());
         }
         strings.extend(r.allow.iter().map(String::as_str));
@@ -121,6 +121,7 @@ pub fn render(table: &Table) -> Result<Vec<u8>, TableError> {
             pool.opt(&r.credentials),
             allow_range,
             fallback_range,
+            pool.opt(&r.search),
         ];
         records.extend(fields.concat());
         records.push(if r.library { layout::LIBRARY } else { 0 } | if r.follow_redirects { layout::FOLLOW } else { 0 });

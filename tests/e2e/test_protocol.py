@@ -5,6 +5,7 @@ upstream faults. Each row also checks how many upstream subrequests it cost.
 """
 
 import base64
+import os
 import http.client
 import json
 import re
@@ -13,7 +14,7 @@ from urllib.parse import urlencode
 
 import pytest
 
-from conftest import FRONT, MIRROR_IP, MIRROR_PORT
+from conftest import FRONT, MIRROR_IP, MIRROR_PORT, OPEN_REGISTRY, ROOT
 
 D = "docker.mirror.test"
 G = "ghcr.mirror.test"
@@ -224,9 +225,9 @@ LOCAL = [
     ("POST", D, "/v2/busybox/blobs/uploads/", {}, 405, "UNSUPPORTED", "read-only"),
     ("PATCH", D, "/v2/busybox/blobs/uploads/abc", {}, 405, "UNSUPPORTED", "read-only"),
     ("PUT", D, "/token", {}, 405, "UNSUPPORTED", "token endpoint"),
-    ("GET", D, "/v2/Busybox/manifests/latest", {}, 400, "NAME_INVALID", "invalid repository name"),
-    ("GET", D, "/v2/a%2Fb/manifests/latest", {}, 400, "NAME_INVALID", "invalid repository name"),
-    ("GET", D, "/v2/busybox/manifests/-x", {}, 400, "TAG_INVALID", "invalid tag"),
+    ("GET", D, "/v2/Busybox/manifests/latest", {}, 404, "NAME_INVALID", "invalid repository name"),
+    ("GET", D, "/v2/a%2Fb/manifests/latest", {}, 404, "NAME_INVALID", "invalid repository name"),
+    ("GET", D, "/v2/busybox/manifests/-x", {}, 404, "MANIFEST_UNKNOWN", "neither a tag"),
     ("GET", D, "/v2/busybox/blobs/sha256:abc", {}, 400, "DIGEST_INVALID", "invalid digest"),
     ("GET", D, "/v1/search?q=x", {}, 404, "UNSUPPORTED", "not a registry API path"),
     ("GET", D, "/", {}, 401, "UNAUTHORIZED", "authentication required"),
@@ -245,6 +246,40 @@ def test_local_answers(stack, method, host, path, headers, status, code, fragmen
         want_allow = [] if "/uploads" in path else ["GET, POST"] if path == "/token" else ["GET, HEAD"]
         assert hget(h, "allow") == want_allow
     assert stack.since(marks) == {"front": [], "token": [], "cdn": []}, "answered without any subrequest"
+
+
+def impossible_names():
+    rows = []
+    with open(os.path.join(ROOT, "tests", "impossible-names.tsv")) as f:
+        for line in f:
+            if line.strip() and not line.startswith("#"):
+                method, path, status, code, registry, why = line.rstrip("\n").split("\t")
+                rows.append(pytest.param(method, path, int(status), code, int(registry), id=f"{method} {path[:60]}"))
+    return rows
+
+
+@pytest.mark.parametrize("method,path,status,code,registry", impossible_names())
+def test_impossible_names_get_the_specs_answers_as_the_registry_does(stack, method, path, status, code, registry):
+    """tests/impossible-names.tsv, against the worker in workerd and the real
+    registry (the distribution registry without auth, so its router and
+    handlers answer, not its auth): the mirror answers locally with the
+    table's status and code; the registry answers as the table records."""
+    marks = stack.marks()
+    s, h, body = stack.request(method, D, path)
+    assert s == status, body
+    if method != "HEAD":
+        assert oci_code(body) == code, body
+    assert stack.since(marks) == {"front": [], "token": [], "cdn": []}, "answered without any subrequest"
+    host, port = OPEN_REGISTRY.rsplit(":", 1)
+    c = http.client.HTTPConnection(host, int(port), timeout=30)
+    c.request(method, path)
+    r = c.getresponse()
+    r.read()
+    c.close()
+    assert r.status == registry, f"the registry answered {r.status}; the table records {registry}"
+    # Both say the name or reference does not exist, or (a malformed digest)
+    # that it is the client's to fix: the mirror never answers 5xx for it.
+    assert status < 500
 
 
 def test_browser_page_lists_the_mirrors(stack):
