@@ -317,7 +317,7 @@ def main():
     ap.add_argument("--no-build", action="store_true", help="use build/ as it is for the rust contender")
     ap.add_argument("--routes", default="bench/routes.bench.toml",
                     help="route table for the Rust build (bench/routes.bench-log.toml: the same with log = true)")
-    ap.add_argument("--features", default="", help="cargo features for the Rust build (e.g. worker-crate, to measure what linking it costs)")
+    ap.add_argument("--features", default="", help="cargo features for the Rust build (e.g. wee_alloc)")
     ap.add_argument("--contenders", default="rust,js,floor", help="comma-separated: rust, nomemo, js, floor, rung1..rung4 or build directories; the first is judged")
     ap.add_argument("--shapes", default=",".join(SHAPES), help="comma-separated subset of " + ",".join(SHAPES))
     ap.add_argument("--js-redirects", choices=["runtime", "manual"], default="runtime",

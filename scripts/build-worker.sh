@@ -19,17 +19,17 @@
 # any folder (paths in the wasm are remapped; nothing of the machine is in
 # them):
 #   index_bg.wasm     the planner (cargo, nightly with -Zbuild-std, then
-#                     wasm-bindgen, then wasm-opt)
-#   index.js          src/edge.js bundled with wasm-bindgen's glue and the
-#                     error messages (build.rs), minified by esbuild; it
-#                     imports ./index_bg.wasm, ./table.bin and ./page.html
+#                     wasm-opt)
+#   index.js          src/edge.js bundled with the error messages (build.rs),
+#                     minified by esbuild; it imports ./index_bg.wasm,
+#                     ./table.bin and ./page.html
 #   route-table.wasm  the table compiler (compiler/, src/route_table/) for
 #                     WASI, stable Rust, opt-level "s", stripped
 #
 # It first installs the pinned tools it lacks (scripts/setup.sh
-# --from-source: the nightly with rust-src, wasm-bindgen-cli, the compiler's
-# stable toolchain with wasm32-wasip1, scripts/from-source's npm packages;
-# about 5 minutes the first time on 2 cores, 0.05 s when nothing is missing).
+# --from-source: the nightly with rust-src, the compiler's stable toolchain
+# with wasm32-wasip1, scripts/from-source's npm packages; about a minute the
+# first time, 0.05 s when nothing is missing).
 # EDGE_NO_INSTALL=1 installs nothing: a missing tool then stops the build
 # with one line naming it and the command that installs it.
 #
@@ -84,7 +84,6 @@ else
   bash scripts/setup.sh --from-source --quiet
 fi
 export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
-WASM_BINDGEN="${WASM_BINDGEN_BIN:-wasm-bindgen}"
 WASM_OPT="${WASM_OPT_BIN:-$root/scripts/from-source/node_modules/.bin/wasm-opt}"
 ESBUILD="${ESBUILD_BIN:-$root/scripts/from-source/node_modules/.bin/esbuild}"
 target_dir=$(realpath -m "${CARGO_TARGET_DIR:-target}")
@@ -98,8 +97,8 @@ remap() { printf -- '--remap-path-prefix=%s=%s ' "$root" . "$cargo_home" cargo "
 # Size levers (size-report.md measures each): std built from source with
 # panics that abort at once (no formatting or unwinding code), a 64 KiB
 # stack instead of 1 MiB (initial linear memory 2 pages), no reference types
-# (nothing but numbers crosses the boundary, so wasm-bindgen needs no
-# externref table and the module imports nothing).
+# (nothing but numbers crosses the boundary: no externref table, and the
+# module imports nothing).
 export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS="$(remap)-Zunstable-options -Cpanic=immediate-abort -Clink-arg=-zstack-size=65536 -Ctarget-feature=-reference-types ${WORKER_RUSTFLAGS:-}"
 messages=$(cargo build --release --lib --target wasm32-unknown-unknown -Zbuild-std=std,panic_abort \
   --message-format=json-render-diagnostics "${cargo_args[@]}")
@@ -110,9 +109,6 @@ for line in sys.stdin:
     m = json.loads(line)
     if m.get("reason") == "build-script-executed" and "edge-mirror" in m.get("package_id", ""):
         print(m["out_dir"])')
-rm -rf "$work/bindgen"
-"$WASM_BINDGEN" "$target_dir/wasm32-unknown-unknown/release/edge_mirror.wasm" --out-dir "$work/bindgen" --target web \
-  --no-typescript --experimental-reset-state-function
 # The feature set stays what workerd accepts; no name, producers or
 # target_features sections. --flatten --rereloop between -Oz passes rebuilds
 # the control flow and lets the second pass shrink it further (-0.3 KB, CPU
@@ -120,13 +116,13 @@ rm -rf "$work/bindgen"
 WASM_OPT_FLAGS=(-Oz --flatten --rereloop -Oz -Oz --strip-debug --strip-producers --strip-target-features
   --enable-mutable-globals --enable-sign-ext --enable-nontrapping-float-to-int
   --enable-bulk-memory --enable-multivalue --enable-reference-types)
-"$WASM_OPT" "${WASM_OPT_FLAGS[@]}" "$work/bindgen/edge_mirror_bg.wasm" -o "$dist/index_bg.wasm"
+"$WASM_OPT" "${WASM_OPT_FLAGS[@]}" "$target_dir/wasm32-unknown-unknown/release/edge_mirror.wasm" -o "$dist/index_bg.wasm"
 cp "$out_dir/messages.js" "$work/messages.js"
 memo=true
 [ "${EDGE_MEMO:-1}" = 0 ] && memo=false
 # The route table and the page are the deploy build's: external here.
 "$ESBUILD" src/edge.js --bundle --format=esm --minify --log-level=warning --define:MEMO=$memo \
-  --alias:glue="$work/bindgen/edge_mirror.js" --alias:messages="$work/messages.js" \
+  --alias:messages="$work/messages.js" \
   --external:./index_bg.wasm --external:./table.bin --external:./page.html --outfile="$dist/index.js"
 
 # --- the table compiler ---

@@ -11,7 +11,6 @@ export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
 TOOLS="
 cargo rustup
 rustup rustup
-wasm-bindgen cargo-install:wasm-bindgen-cli
 cargo-fuzz cargo-install:cargo-fuzz
 node nodejs
 npm nodejs

@@ -4,11 +4,9 @@
 #   - always: the npm packages of package-lock.json (wrangler, with workerd):
 #     all the deploy build and `wrangler dev` need, besides Node itself
 #   - with --from-source (what rebuilding dist/ from the Rust sources needs):
-#     the nightly pinned in rust-toolchain.toml with rust-src and clippy;
-#     wasm-bindgen-cli at the version the wasm-bindgen crate needs (cargo
-#     install, 4 to 7 minutes on 2 cores the first time); the table
-#     compiler's toolchain (compiler/rust-toolchain.toml) with wasm32-wasip1;
-#     scripts/from-source's npm packages (wasm-opt, esbuild)
+#     the nightly pinned in rust-toolchain.toml with rust-src and clippy; the
+#     table compiler's toolchain (compiler/rust-toolchain.toml) with
+#     wasm32-wasip1; scripts/from-source's npm packages (wasm-opt, esbuild)
 #   - with --test: all of that, and the Debian and Python packages the test
 #     suite calls (APT_PACKAGES, PIP_PACKAGES), and cargo-fuzz
 #
@@ -23,7 +21,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
 
-WASM_BINDGEN_VERSION=0.2.130
 CARGO_FUZZ_VERSION=0.13.2
 APT_PACKAGES=(docker.io docker-registry skopeo containerd tshark nginx-light wrk openssl util-linux)
 PIP_PACKAGES=(pytest==8.3.4 cryptography==48.0.0 PyYAML==6.0.3)
@@ -62,7 +59,6 @@ fi
 
 toolchain=$(sed -n 's/^channel = "\(.*\)"/\1/p' rust-toolchain.toml)
 compiler_toolchain=$(sed -n 's/^channel = "\(.*\)"/\1/p' compiler/rust-toolchain.toml)
-wasm_bindgen=${WASM_BINDGEN_BIN:-wasm-bindgen}
 
 # The toolchain pinned in rust-toolchain.toml, with rust-src for -Zbuild-std.
 have_toolchain() {
@@ -73,11 +69,6 @@ have_toolchain() {
 have_compiler_toolchain() {
   rustup run "$compiler_toolchain" rustc --version >/dev/null 2>&1 &&
     rustup target list --toolchain "$compiler_toolchain" --installed 2>/dev/null | grep -qx 'wasm32-wasip1'
-}
-# The CLI must match the wasm-bindgen crate exactly (WASM_BINDGEN_BIN, when
-# set, is the one the build uses).
-have_wasm_bindgen() {
-  [ "$("$wasm_bindgen" --version 2>/dev/null | awk '{print $2}')" = "$WASM_BINDGEN_VERSION" ]
 }
 # npm writes node_modules/.package-lock.json on install; reinstall when the
 # committed lockfile is newer or the tree is missing.
@@ -90,7 +81,6 @@ have_npm . || missing+=("npm packages from package-lock.json")
 if $rust; then
   have_toolchain || missing+=("Rust $toolchain with rust-src")
   have_compiler_toolchain || missing+=("Rust $compiler_toolchain with wasm32-wasip1")
-  have_wasm_bindgen || missing+=("wasm-bindgen-cli $WASM_BINDGEN_VERSION")
   have_npm scripts/from-source || missing+=("npm packages from scripts/from-source/package-lock.json")
 fi
 
@@ -106,7 +96,6 @@ fi
 if [ ${#missing[@]} -gt 0 ]; then
   list=$(printf '%s, ' "${missing[@]}")
   took="later runs skip this"
-  $rust && ! have_wasm_bindgen && took="about 5 minutes on 2 cores, mostly wasm-bindgen-cli; $took"
   say "installing what the build needs, once: ${list%, } ($took)"
 fi
 start=$SECONDS did=false
@@ -126,17 +115,6 @@ if $rust; then
   if ! have_compiler_toolchain; then
     say "installing Rust $compiler_toolchain with wasm32-wasip1, for the table compiler (rustup, under a minute)"
     rustup toolchain install "$compiler_toolchain" --profile minimal --target wasm32-wasip1
-    did=true
-  fi
-  # Built with the stable toolchain (`--locked` fails: a pinned transitive
-  # version is missing from the registry).
-  if ! have_wasm_bindgen; then
-    if [ -n "${WASM_BINDGEN_BIN:-}" ]; then
-      say "missing: WASM_BINDGEN_BIN=$WASM_BINDGEN_BIN is not wasm-bindgen $WASM_BINDGEN_VERSION; unset it to have this script install one"
-      exit 1
-    fi
-    say "installing wasm-bindgen-cli $WASM_BINDGEN_VERSION (cargo install, 4 to 7 minutes on 2 cores)"
-    (cd / && cargo +stable install --quiet wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION")
     did=true
   fi
   if ! have_npm scripts/from-source; then

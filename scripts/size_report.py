@@ -22,8 +22,8 @@ the biggest realistic table) the gzip total of everything uploaded; and the
 bytes of table.bin per route (the shipped table with tests/routes.more.toml's
 eight routes appended, less the shipped table, over eight).
 --variants builds the planner from source with what the design card names
-and the shipped build leaves out, one at a time (one call into the `worker`
-crate; wee_alloc instead of the bump allocator), and prints their sizes.
+and the shipped build leaves out (wee_alloc instead of the bump allocator)
+and prints its sizes.
 """
 
 import argparse
@@ -220,13 +220,14 @@ def wasm_parts(b):
 
 
 def contributors(shipped_len):
-    """The planner of the last from-source build (target/from-source/bindgen)
+    """The planner of the last from-source build (cargo's output in target/)
     through wasm-opt with the release flags and the name section kept:
     bytes by module and the largest functions."""
-    src = os.path.join(ROOT, "target", "from-source", "bindgen", "edge_mirror_bg.wasm")
+    src = os.path.join(ROOT, "target", "wasm32-unknown-unknown", "release", "edge_mirror.wasm")
     if not os.path.exists(src):
         return "(run scripts/build-worker.sh --from-source first)", ""
     named = os.path.join(ROOT, "target", "from-source", "named.wasm")
+    os.makedirs(os.path.dirname(named), exist_ok=True)
     flags = re.search(r"WASM_OPT_FLAGS=\(([^)]*)\)", open(os.path.join(ROOT, "scripts", "build-worker.sh")).read()).group(1).split()
     flags = [f for f in flags if f != "--strip-debug"] + ["--debuginfo"]
     r = run([os.path.join(FROM_SOURCE_BIN, "wasm-opt"), *flags, src, "-o", named])
@@ -260,7 +261,7 @@ def contributors(shipped_len):
 def versions():
     lock = open(os.path.join(ROOT, "Cargo.lock")).read()
     crates = {}
-    for name in ("wasm-bindgen", "wee_alloc"):
+    for name in ("wee_alloc",):
         m = re.search(r'name = "%s"\nversion = "([^"]+)"' % re.escape(name), lock)
         if m:
             crates[name] = m.group(1)
@@ -270,7 +271,6 @@ def versions():
     tools = {
         "rustc (planner)": run(["rustc", "-V"]).stdout.strip(),
         "rustc (table compiler)": run(["rustc", f"+{compiler_toolchain}", "-V"]).stdout.strip(),
-        "wasm-bindgen": run([cargo_tool("wasm-bindgen"), "--version"]).stdout.strip(),
         "wasm-opt": run([os.path.join(FROM_SOURCE_BIN, "wasm-opt"), "--version"]).stdout.strip(),
         "esbuild": run([os.path.join(FROM_SOURCE_BIN, "esbuild"), "--version"]).stdout.strip(),
         "wrangler": run(["node_modules/.bin/wrangler", "--version"]).stdout.strip().splitlines()[-1],
@@ -311,12 +311,12 @@ def row(label, data):
 
 # The committed report's rows the check compares (exact bytes).
 WASM_ROW = "| `dist/index_bg.wasm`, the planner |"
-JS_ROW = "| `dist/index.js`, the entry (src/edge.js, wasm-bindgen's glue, the error messages; minified) |"
+JS_ROW = "| `dist/index.js`, the entry (src/edge.js and the error messages; minified) |"
 COMPILER_ROW = "| `dist/route-table.wasm`, the table compiler (WASI; the deploy build runs it, it is not uploaded) |"
 
 
 def variants():
-    for label, features in (("with the worker crate", "worker-crate"), ("with wee_alloc", "wee_alloc")):
+    for label, features in (("with wee_alloc", "wee_alloc"),):
         dist = os.path.join(ROOT, "target", f"dist-{features}")
         r = run(["bash", "scripts/build-worker.sh", "--from-source", "--dist", dist, "--out", os.path.join(dist, "out"),
                  "--features", features])
@@ -400,7 +400,7 @@ planner once per isolate) and `page.html` (the browser page).
 | file | bytes | gzip -9 |
 | --- | ---: | ---: |
 {row("`dist/index_bg.wasm`, the planner", planner.wasm)}
-{row("`dist/index.js`, the entry (src/edge.js, wasm-bindgen's glue, the error messages; minified)", planner.js)}
+{row("`dist/index.js`, the entry (src/edge.js and the error messages; minified)", planner.js)}
 {row("`dist/route-table.wasm`, the table compiler (WASI; the deploy build runs it, it is not uploaded)", planner.compiler)}
 
 Per table, with every module wrangler uploads gzip -9 each and summed

@@ -25,7 +25,6 @@
 import module from "./index_bg.wasm";
 import TABLE from "./table.bin";
 import PAGE from "./page.html";
-import { initSync, step, io, table, load, client_address, logs, __wbg_reset_state } from "glue";
 import MESSAGES from "messages";
 
 // Request headers passed upstream (an allow-list: cookies, cf-*,
@@ -65,15 +64,17 @@ let memoBytes = 0;
 const enc = new TextEncoder();
 const dec = new TextDecoder();
 let wasm, at, view;
-// A planner instance with the route table in it. A table larger than the
-// planner's buffer (64 KiB; the build refuses one) is not copied, and the
-// planner, finding none, answers every request with a 500 saying so.
+// A planner instance with the route table in it: its exports are plain
+// functions of numbers (src/edge.rs), and it imports nothing. A table
+// larger than the planner's buffer (64 KiB; the build refuses one) is not
+// copied, and the planner, finding none, answers every request with a 500
+// saying so.
 function start() {
-  wasm = initSync({ module });
+  wasm = new WebAssembly.Instance(module, {}).exports;
   const n = TABLE.byteLength;
-  if (n <= 65536) new Uint8Array(wasm.memory.buffer, table(), n).set(new Uint8Array(TABLE));
-  load(n);
-  at = io();
+  if (n <= 65536) new Uint8Array(wasm.memory.buffer, wasm.table() >>> 0, n).set(new Uint8Array(TABLE));
+  wasm.load(n);
+  at = wasm.io() >>> 0;
   view = new Uint8Array(wasm.memory.buffer, at, CAP);
 }
 start();
@@ -81,8 +82,8 @@ start();
 // isolate). Only then are times and addresses read per request: the
 // planner says what a request was about (route, kind, repository), and the
 // entry adds what it saw and writes the line.
-const LOGS = logs();
-const CLIENT = client_address();
+const LOGS = wasm.logs() !== 0;
+const CLIENT = wasm.client_address() !== 0;
 
 // The last action: its bytes (the I/O buffer, or the memo's copy of its
 // first four), read synchronously right after the call that made it,
@@ -174,11 +175,10 @@ function call(flags, method, url, phase, status, trail, challenge, third, secret
   }
   let n;
   try {
-    n = step(i);
+    n = wasm.step(i) >>> 0;
   } catch (e) {
     // A trap leaves nothing in flight (each call is complete in itself):
     // start a fresh instance for the next request.
-    __wbg_reset_state();
     start();
     throw e;
   }

@@ -418,9 +418,8 @@ def test_a_from_source_build_in_another_folder_reproduces_dist(tmp_path):
     rustup = os.path.realpath(shutil.which("rustup") or os.path.join(machine_home, "bin", "rustup"))
     for name in ("cargo", "rustc", "rustdoc", "rustup", "cargo-clippy", "clippy-driver"):
         os.symlink(rustup, os.path.join(cargo_home, "bin", name))
-    wasm_bindgen = shutil.which("wasm-bindgen") or os.path.join(machine_home, "bin", "wasm-bindgen")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CARGO", "RUSTUP_TOOLCHAIN"))}
-    env.update(CARGO_HOME=cargo_home, CARGO_TARGET_DIR=str(tmp_path / "target"), WASM_BINDGEN_BIN=wasm_bindgen,
+    env.update(CARGO_HOME=cargo_home, CARGO_TARGET_DIR=str(tmp_path / "target"),
                RUSTUP_HOME=os.environ.get("RUSTUP_HOME") or os.path.expanduser("~/.rustup"),
                PATH=os.pathsep.join([os.path.join(cargo_home, "bin")] +
                                     [d for d in os.environ["PATH"].split(os.pathsep) if not d.rstrip("/").endswith(".cargo/bin")]))
