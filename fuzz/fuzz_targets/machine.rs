@@ -4,7 +4,8 @@
 //! fetch it plans, over the shipped table (Docker Hub's route has fallbacks).
 //!
 //! Properties, at every step:
-//! - every fetched URL's origin is a compiled upstream or realm, or a realm
+//! - every fetched URL's origin is a compiled upstream, realm or search
+//!   index (docker search: anonymous, never the client's Authorization), or a realm
 //!   an upstream's own challenge named: during discovery (the route's) or to
 //!   a fallback asked for a manifest or blob (that fallback's);
 //! - the client's Authorization is planned only for a route's own upstream
@@ -88,7 +89,7 @@ fuzz_target!(|data: &[u8]| {
     input.fields[0] = f.next().unwrap_or("").to_string();
     let body = f.next().unwrap_or("").to_string();
     let mut allowed: Vec<String> = routes()
-        .flat_map(|r| [Some(r.upstream), r.realm])
+        .flat_map(|r| [Some(r.upstream), r.realm, r.search])
         .flatten()
         .map(|u| origin(u).to_ascii_lowercase())
         .collect();

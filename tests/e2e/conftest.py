@@ -2,7 +2,7 @@
 
 Started here, all on loopback:
 - the upstream fixtures (tests/e2e/fixtures.py): token issuer, redirecting
-  front, blob CDN;
+  front, blob CDN, search index;
 - the distribution registry (Debian's docker-registry) with token auth,
   seeded with test images by skopeo;
 - the worker, built with tests/e2e/routes.e2e.toml and run by `wrangler dev`
@@ -47,6 +47,7 @@ CDN = "127.0.0.4:15003"
 THROTTLE = "127.0.0.5:15005"
 OPEN_FRONT = "127.0.0.6:15006"
 OPEN_REGISTRY = "127.0.0.1:15010"
+INDEX = "127.0.0.7:15007"
 MIRROR_HOSTS = ["mirror.test", "docker.mirror.test", "ghcr.mirror.test", "pass.mirror.test", "down.mirror.test",
                 "private.mirror.test", "unset.mirror.test", "repo.mirror.test",
                 "throttled.mirror.test", "downfb.mirror.test", "openfb.mirror.test", "allthrottled.mirror.test",
@@ -174,7 +175,7 @@ def build_stack(workdir):
     fx = st.start("fixtures", [sys.executable, os.path.join(HERE, "fixtures.py"), "--token", TOKEN, "--front", FRONT,
                                "--cdn", CDN, "--registry", REGISTRY, "--storage", storage, "--cert", cert,
                                "--throttle", THROTTLE, "--open-front", OPEN_FRONT, "--open-registry", OPEN_REGISTRY,
-                               "--logdir", st.logdir])
+                               "--index", INDEX, "--logdir", st.logdir])
     wait_for("fixtures", lambda: "ready" in fx.output(), 30, fx)
 
     cfg = registry_config(os.path.join(workdir, "registry.yml"), storage, REGISTRY, f"""auth:

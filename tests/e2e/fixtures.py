@@ -39,7 +39,7 @@ import threading
 import time
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qs, parse_qsl, urlsplit
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -436,6 +436,40 @@ def throttle_handler(addr, log):
     return Throttle
 
 
+# What the index answers for `q=throttled`: Docker Hub's index answers a
+# throttled address like this (a plain 429 with Retry-After).
+SEARCH_THROTTLED = "Too Many Requests"
+
+
+def index_handler(log):
+    """A search index like Docker Hub's (`GET /v1/search?q=&n=&page=`): two
+    results per term, or 429 for the term "throttled"."""
+    class Index(Quiet):
+        def handle_any(self):
+            u = urlsplit(self.path)
+            q = parse_qs(u.query)
+            log.write(server="index", method=self.command, path=self.path, authorization=self.headers.get("Authorization"),
+                      headers=sorted(k.lower() for k in self.headers.keys()))
+            if u.path != "/v1/search":
+                return self.send_body(404, "404 page not found", ctype="text/plain")
+            term = (q.get("q") or [""])[0]
+            if term == "throttled":
+                return self.send_body(429, SEARCH_THROTTLED, ctype="text/plain", headers=[("Retry-After", "60")])
+            n = int((q.get("n") or ["25"])[0])
+            results = [
+                {"name": f"library/{term}", "description": f"Official {term} image (fixture)", "star_count": 4242,
+                 "is_official": True, "is_automated": False},
+                {"name": f"someone/{term}-alpine", "description": f"{term} on alpine (fixture)", "star_count": 7,
+                 "is_official": False, "is_automated": False},
+            ][:n]
+            return self.send_body(200, json.dumps({"num_results": len(results), "query": term, "page": 1, "page_size": n,
+                                                   "num_pages": 1, "results": results}))
+
+        do_GET = do_HEAD = handle_any
+
+    return Index
+
+
 def proxy_handler(target, log, name):
     """A logging pass-through to `target` (no redirects of its own)."""
     class Proxy(Quiet):
@@ -471,6 +505,7 @@ def main():
     ap.add_argument("--throttle", required=True, help="host:port of the throttling upstream")
     ap.add_argument("--open-front", required=True, help="host:port of the logging front of the registry without auth")
     ap.add_argument("--open-registry", required=True, help="host:port of the registry without auth")
+    ap.add_argument("--index", required=True, help="host:port of the search index")
     ap.add_argument("--logdir", required=True)
     a = ap.parse_args()
     keys = Keys(a.cert)
@@ -479,6 +514,7 @@ def main():
     serve(a.cdn, cdn_handler(a.storage, Log(os.path.join(a.logdir, "cdn.jsonl"))))
     serve(a.throttle, throttle_handler(a.throttle, Log(os.path.join(a.logdir, "throttle.jsonl"))))
     serve(a.open_front, proxy_handler(a.open_registry, Log(os.path.join(a.logdir, "open.jsonl")), "open"))
+    serve(a.index, index_handler(Log(os.path.join(a.logdir, "index.jsonl"))))
     print("ready", flush=True)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

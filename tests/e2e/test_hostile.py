@@ -107,7 +107,7 @@ ROWS = [
     ("ns-other-registry-token", req("GET", "/token/127.0.0.66:15066?scope=repository:x/y:pull"), 404, "NAME_UNKNOWN"),
     # A host:port is no repository name (and no prefix can be one); a
     # registry-like first component no route has is 404.
-    ("prefix-other-registry-port", req("GET", "/v2/127.0.0.66:15066/x/manifests/latest", host="mirror.test"), 400, "NAME_INVALID"),
+    ("prefix-other-registry-port", req("GET", "/v2/127.0.0.66:15066/x/manifests/latest", host="mirror.test"), 404, "NAME_INVALID"),
     ("prefix-other-registry", req("GET", "/v2/127.0.0.66/x/manifests/latest", host="mirror.test"), 404, "NAME_UNKNOWN"),
     ("scope-prefix-other-registry", req("GET", "/token?scope=repository:127.0.0.66:15066/x:pull", host="mirror.test"), 200, None),
     ("url-param-other-host", req("GET", "/v2/?url=http://127.0.0.66:15066/&host=127.0.0.66:15066", extra=b"Authorization: Bearer x\r\n"), 401, "UNAUTHORIZED"),
