@@ -235,9 +235,10 @@ function forwarded(h, authorization, accept) {
   return out;
 }
 
-// At most max + 1 bytes of the body (the planner judges the length): all of
-// it at once when its declared length is within max, else chunk by chunk
-// until more than max has arrived.
+// At most max + 1 bytes of a request's or response's body (the planner
+// judges the length): all of it at once when its declared length is within
+// max, else chunk by chunk until more than max has arrived, the rest left
+// unread.
 async function readBody(request, max) {
   if (request.body === null) return "";
   const length = request.headers.get("content-length");
@@ -326,12 +327,6 @@ function log(about, status, upStatus, redirected, ms, h) {
   console.log(line + "}");
 }
 
-// At most `max` characters of an upstream body (a 429's, or a token
-// answer), for the planner and for the error body.
-async function upstreamBody(r, max) {
-  const text = await r.text();
-  return text.length > max ? text.slice(0, max) : text;
-}
 
 // A local answer (the planner's A or P action) as a Response; undefined for
 // any other action. The log line, when the table logs, with the last
@@ -480,8 +475,8 @@ async function proceed(request, env, h, authorization, accept, flags, method, ur
     if (LOGS) [upStatus, redirected, ms] = [s, up.redirected, Date.now() - t0];
     if (bits & RESUME_ALL || (bits & RESUME_401 && s === 401) || (bits & RESUME_3XX && s >= 300 && s < 400) ||
         (bits & RESUME_429 && s === 429) || (bits & RESUME_5XX && s >= 502 && s <= 504) || (bits & RESUME_ERR && s >= 400)) {
-      if ((bits & RESUME_429 && s === 429) || (bits & RESUME_5XX && s >= 502 && s <= 504)) upText = await upstreamBody(up, 4096);
-      else if (bits & READ_BODY) upText = await upstreamBody(up, 16384);
+      if ((bits & RESUME_429 && s === 429) || (bits & RESUME_5XX && s >= 502 && s <= 504)) upText = await readBody(up, 4095);
+      else if (bits & READ_BODY) upText = await readBody(up, 16383);
       status = s;
       sent = upText === undefined ? "" : upText;
       // The planner reads a challenge only on a 401, a Location only on a

@@ -215,7 +215,7 @@ fn attempt(ask: &Ask<'_>, fb: &Route, trail: String, primary: u16, phase: Phase,
 
 /// The mirror's own token request for a fallback that challenged: to the
 /// fallback route's realm or else the Bearer realm of its challenge (relative
-/// to its `/v2/`), for pulling that one repository, with the challenge's
+/// to its `/v2/`, as `callable_realm` allows it), for pulling that one repository, with the challenge's
 /// service (or the route's), anonymous or with the fallback route's own
 /// credentials. Nothing of the client's goes with it.
 #[inline(never)]
@@ -224,17 +224,19 @@ fn token_request(ask: &Ask<'_>, req: &Request<'_>, up: &Upstream<'_>, fb: &Route
     let mut v2 = String::with_capacity(fb.upstream.len() + 4);
     v2.push_str(fb.upstream);
     v2.push_str("/v2/");
-    let realm = match fb.realm {
-        Some(r) => r.to_string(),
-        None => match bearer("realm").and_then(|r| crate::location::resolve(&v2, &r).ok()) {
-            Some(r) => r,
-            None => return Err(NO_TOKEN),
-        },
-    };
     let basic = match credentials(fb, req) {
         Ok(basic) => basic,
         Err(read @ Action::ReadSecret(_)) => return Ok(read),
         Err(_) => return Err(NO_SECRET),
+    };
+    // The realm the challenge names only as `callable_realm` allows (the
+    // fallback route's secret only on its upstream's domain).
+    let realm = match fb.realm {
+        Some(r) => r.to_string(),
+        None => match bearer("realm").and_then(|r| crate::location::resolve(&v2, &r).ok()) {
+            Some(r) => crate::location::callable_realm(fb.upstream, &r, basic).ok_or(NO_TOKEN)?.to_string(),
+            None => return Err(NO_TOKEN),
+        },
     };
     let mut url = realm;
     url.put(if crate::has(&url, b'?') { b'&' } else { b'?' });
@@ -256,25 +258,57 @@ fn token_request(ask: &Ask<'_>, req: &Request<'_>, up: &Upstream<'_>, fb: &Route
     }))
 }
 
-/// The token of a token endpoint's JSON answer: the string member `token`,
-/// or else `access_token` (the OAuth2 name, which the distribution token
-/// spec accepts as well). Read by hand: the first `"token"` that is a
-/// member name followed by a string. A value with an escape or a byte a
+/// The token of a token endpoint's JSON answer: the top-level string member
+/// `token`, or else `access_token` (the OAuth2 name, which the distribution
+/// token spec accepts as well) when `token` is missing or empty. Read by
+/// hand over the bytes: the object's members in order, JSON's whitespace
+/// allowed between tokens, nested objects and arrays skipped whole (a
+/// `token` inside one is not the answer's); a value counts only as a whole
+/// string, its closing quote there. A value with an escape or a byte a
 /// header cannot carry is no token (token servers write JWTs and opaque
-/// token68 strings).
+/// token68 strings). The entry hands over at most 16 KiB of the body, so a
+/// longer answer reads as cut short: no token.
 pub fn token(body: &str) -> Option<&str> {
-    member(body, "token").or_else(|| member(body, "access_token"))
-}
-
-fn member<'a>(json: &'a str, key: &str) -> Option<&'a str> {
-    // The text between quotes: KEY, then `:` (a space on either side, as
-    // JSON writers put it, or none), then the value.
-    let (mut a, mut b) = ("", "");
-    for c in crate::split(json, b'"') {
-        if a == key && matches!(b, ":" | ": " | " :" | " : ") {
-            return (!c.is_empty() && c.bytes().all(|x| x > b' ' && x < 0x7f && x != b'\\')).then_some(c);
+    let b = body.as_bytes();
+    // One pass: `depth` 1 is the answer's own members; a string there is a
+    // member name until a `:` makes the next one its value.
+    let (mut depth, mut i, mut value, mut key) = (0u32, 0, false, "");
+    let (mut token, mut access) = ("", "");
+    while let Some(&c) = b.get(i) {
+        match c {
+            b'"' => {
+                let start = i + 1;
+                i = start;
+                loop {
+                    match b.get(i)? {
+                        b'"' => break,
+                        b'\\' => i += 2,
+                        _ => i += 1,
+                    }
+                }
+                let s = body.get(start..i)?;
+                match (depth, value, key) {
+                    (1, true, "token") if token.is_empty() => token = s,
+                    (1, true, "access_token") if access.is_empty() => access = s,
+                    (1, false, _) => key = s,
+                    _ => {}
+                }
+                value = false;
+            }
+            b':' => value = true,
+            b'{' | b'[' => depth += 1,
+            b'}' | b']' => depth = depth.saturating_sub(1),
+            b',' => (key, value) = ("", false),
+            _ => {}
         }
-        (a, b) = (b, c);
+        i += 1;
     }
-    None
+    // A JWT or token68 string: no space, quote escape or other byte a
+    // header cannot carry.
+    let ok = |t: &str| !t.is_empty() && t.bytes().all(|x| x > b' ' && x < 0x7f && x != b'\\');
+    if ok(token) {
+        Some(token)
+    } else {
+        ok(access).then_some(access)
+    }
 }

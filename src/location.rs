@@ -9,6 +9,8 @@
 //!
 //! Credentials go only to the origin the client's request was meant for:
 //! [`same_origin`] is the check. A CDN never sees the client's Authorization.
+//! A realm an upstream's challenge names is called only as
+//! [`callable_realm`] allows.
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LocationError {
@@ -106,4 +108,32 @@ pub fn resolve(base: &str, location: &str) -> Result<String, LocationError> {
         out.push_str(loc);
     }
     Ok(out)
+}
+
+/// `host[:port]` of an absolute URL ("" if it has none).
+fn authority(url: &str) -> &str {
+    let o = origin(url);
+    crate::find(o, "://").and_then(|i| o.get(i + 3..)).unwrap_or("")
+}
+
+/// A realm an upstream's challenge named (already resolved against the
+/// upstream), as the worker itself may call it: https (plain http only for
+/// an http upstream, a route marked `insecure`), no user info, and without
+/// its own query (the mirror writes the query: the scopes it allows and the
+/// service). With the route's own credentials (`secret`), only on the
+/// upstream's domain: its host, or the domain its host is under when that
+/// has a dot of its own (`registry-1.docker.io` -> `docker.io`, which
+/// `auth.docker.io` is under; `ghcr.io` -> itself), so a discovered realm
+/// elsewhere never gets them (the build refuses credentials without a
+/// realm where that domain would be a public suffix, an address or a
+/// single label). `None` when it may not be called.
+pub fn callable_realm<'a>(upstream: &str, realm: &'a str, secret: bool) -> Option<&'a str> {
+    let (r, u) = (authority(realm), authority(upstream));
+    let base = match crate::split_at_byte(u, b'.') {
+        Some((_, parent)) if crate::has(parent, b'.') => parent,
+        _ => u,
+    };
+    let on_site = r.ends_with(base) && r.len().checked_sub(base.len() + 1).is_none_or(|i| r.as_bytes().get(i) == Some(&b'.'));
+    let scheme_ok = realm.starts_with("https:") || (realm.starts_with("http:") && upstream.starts_with("http:"));
+    (scheme_ok && (on_site || !secret) && !crate::has(r, b'@')).then(|| realm.get(..upto(realm, b"?#")).unwrap_or(realm))
 }

@@ -467,7 +467,10 @@ fn token(req: &Request<'_>, up: Option<&Upstream<'_>>, host: &str, registry: Opt
             v2.push_str(route.upstream);
             v2.push_str("/v2/");
             match resolve(&v2, &realm) {
-                Ok(r) => r,
+                Ok(r) => match crate::location::callable_realm(route.upstream, &r, secret) {
+                    Some(ok) => ok.to_string(),
+                    None => return reply(Msg::RealmRefused, origin(&r)),
+                },
                 Err(e) => return reply(e.msg(), origin(route.upstream)),
             }
         }

@@ -252,3 +252,41 @@ fn a_fallback_presents_its_own_credentials_never_the_routes_or_the_clients() {
     assert_eq!(by_registry("backup.example"), None);
     assert!(by_registry("gcr.io").is_some());
 }
+
+/// A route's secret goes only to its own realm, or a discovered one on its
+/// upstream's registrable domain, over https, without user info, with the
+/// mirror's query only: a challenge naming anything else gets no secret,
+/// and that fallback is passed over.
+#[test]
+fn a_secret_goes_only_to_a_realm_on_its_upstreams_domain() {
+    let url = format!("{M}/v2/busybox/manifests/1");
+    let c = Request { authorization: true, ..Request::new("GET", &url) };
+    let trail = fetch(&step(&c, Some(&up(Phase::Api, 429, "", "")))).trail.clone();
+    let with_secret = Request { secret: Secret::Value("bot:pw"), ..c };
+    for (realm, called) in [
+        ("https://backup.example/auth", Some("https://backup.example/auth")),
+        ("https://auth.backup.example/token?scope=x&extra=1", Some("https://auth.backup.example/token")),
+        ("/token", Some("https://backup.example/token")),
+        ("https://backup.example.evil.example/auth", None),
+        ("https://evil.example/auth", None),
+        ("http://backup.example/auth", None),
+        ("https://bot@backup.example/auth", None),
+        ("https://backup.example@evil.example/auth", None),
+    ] {
+        let ch = format!("Bearer realm=\"{realm}\",service=\"backup\"");
+        let at_401 = Upstream { www_authenticate: &ch, trail: &trail, ..up(Phase::Fallback, 401, "", "") };
+        let a = step(&with_secret, Some(&at_401));
+        let f = fetch(&a);
+        match called {
+            Some(to) => {
+                assert_eq!(f.url, format!("{to}?scope=repository:mirror/library/busybox:pull&service=backup"), "{realm}");
+                assert!(f.credentials, "{realm}");
+            }
+            // Passed over: the next fallback, asked without any secret.
+            None => {
+                assert_eq!(f.url, "https://gcr.io/v2/my-project/busybox/manifests/1", "{realm}");
+                assert!(!f.credentials && f.trail.ends_with("5,"), "{realm}: {}", f.trail);
+            }
+        }
+    }
+}

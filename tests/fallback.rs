@@ -153,9 +153,35 @@ fn the_token_is_read_by_hand() {
         (r#"{"token":12}"#, None),
         ("<html>token</html>", None),
         ("", None),
+        // A value counts only with its closing quote.
+        (r#"{"token":"abc"#, None),
+        (r#"{"token":"abc"}"#, Some("abc")),
+        (r#"{"access_token":"x","token":"abc"#, None),
+        // Top level only: a token inside a nested value is not the answer's.
+        (r#"{"data":{"token":"nested"},"token":"top"}"#, Some("top")),
+        (r#"{"data":{"token":"nested"}}"#, None),
+        (r#"{"list":["token","x"],"access_token":"a"}"#, Some("a")),
+        (r#"{"s":"a,\"token\":\"fake","token":"real"}"#, Some("real")),
+        // A key, not the tail of another key, nor a value.
+        (r#"{"refresh_token":"r","id_token":"i"}"#, None),
+        (r#"{"note":"token","x":"token"}"#, None),
+        // JSON's whitespace around ':' and ',', tabs and line breaks included.
+        ("{ \"token\" :\t\"w\" }", Some("w")),
+        ("{\n  \"issued_at\": \"2026-12-06\",\r\n  \"token\"\n:\n\"nl\"\n}", Some("nl")),
+        // An empty token: access_token, when there is one.
+        (r#"{"token":"","access_token":"acc"}"#, Some("acc")),
+        (r#"{"token":" ","access_token":"acc"}"#, Some("acc")),
+        (r#"{"expires_in":300,"issued_at":"x","token":"t"}"#, Some("t")),
+        (r#"{"a":true,"b":null,"c":[1,{"d":[]}],"token":"t"}"#, Some("t")),
+        ("[\"token\",\"x\"]", None),
     ] {
         assert_eq!(token(body), want, "{body}");
     }
+    // Oversize: the entry hands over at most 16 KiB, so a longer answer
+    // arrives cut short and holds no token, wherever the token was.
+    let padded = format!("{{\"pad\":\"{}\",\"token\":\"late\"}}", "x".repeat(20_000));
+    assert_eq!(token(&padded[..16 * 1024]), None);
+    assert_eq!(token(&padded), Some("late"));
 }
 
 #[test]

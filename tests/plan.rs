@@ -510,10 +510,23 @@ fn token_without_a_table_realm_discovers_it_from_the_upstream_challenge() {
     let f = fetch(&ping);
     // The discovery carries none of the client's headers and always comes back.
     assert_eq!((f.url.as_str(), f.phase, f.client_headers, f.resume), ("https://docker.cloudsmith.io/v2/", Phase::Discover, false, RESUME_ALL));
-    let up = upstream(Phase::Discover, 401, r#"Bearer realm="https://auth.cloudsmith.io/t?x=1",service="x""#, "");
+    // The discovered realm's own query is dropped: the mirror writes the query.
+    let up = upstream(Phase::Discover, 401, r#"Bearer realm="https://auth.cloudsmith.io/t?x=1&scope=repository:evil:push",service="x""#, "");
     let f2 = step(&r, Some(&up));
-    assert_eq!(fetch(&f2).url, "https://auth.cloudsmith.io/t?x=1&scope=repository:o/i:pull&service=x");
+    assert_eq!(fetch(&f2).url, "https://auth.cloudsmith.io/t?scope=repository:o/i:pull&service=x");
     assert_eq!(fetch(&f2).phase, Phase::Token);
+    // Plain http on an https route, or user info: not called.
+    for realm in ["http://auth.cloudsmith.io/t", "https://user:pw@auth.cloudsmith.io/t", "https://@evil.example/t"] {
+        let ch = format!("Bearer realm=\"{realm}\"");
+        let a = step(&r, Some(&Upstream { www_authenticate: &ch, ..upstream(Phase::Discover, 401, "", "") }));
+        assert_eq!(answered(&a), (502, "UNAVAILABLE".into()), "{realm}");
+        assert!(message(&a).contains("realm the mirror does not call"), "{}", message(&a));
+    }
+    // Without the route's credentials, another domain's realm is the
+    // upstream's to name (the client's own login goes there, as it would
+    // without the mirror).
+    let up = upstream(Phase::Discover, 401, r#"Bearer realm="https://auth.elsewhere.example/t""#, "");
+    assert_eq!(fetch(&step(&r, Some(&up))).url, "https://auth.elsewhere.example/t?scope=repository:o/i:pull&service=x");
     // A relative realm is resolved against the upstream.
     let up = upstream(Phase::Discover, 401, r#"Bearer realm="/token""#, "");
     assert_eq!(fetch(&step(&r, Some(&up))).url, "https://docker.cloudsmith.io/token?scope=repository:o/i:pull&service=x");

@@ -503,6 +503,10 @@ fn new_keys_and_their_errors() {
         (r("allow = []\n"), 4, "allow is empty, which would refuse every repository; list the repositories to serve, or remove allow to serve all"),
         (r("allow = [\n  \"ok/*\",\n  \"Bad\",\n]\n"), 6, "allow pattern \"Bad\" is not a repository pattern; write a repository (\"owner/image\"), everything under a path (\"myorg/*\", \"library/*\") or \"*\"; '*' stands only at the end, for whole components"),
         (r("credentials = \"DOCKER\"\n"), 4, "route \"a\" has credentials but no allow list, so the mirror would serve everything the account can read to anyone; add allow = [\"library/*\", ...] with the repositories to serve"),
+        // Credentials without a realm on an upstream with no domain to hold a
+        // discovered realm to (an IP address, a single label).
+        ("[routes.a]\nhosts = [\"a.test\"]\nupstream = \"http://127.0.0.1:5000\"\ninsecure = true\ncredentials = \"X\"\nallow = [\"*\"]\n".into(), 5, "route \"a\" has credentials and no realm, and its upstream http://127.0.0.1:5000 has no domain a discovered realm could be checked against, so the secret would go to whatever realm its challenge names; add realm = \"...\" with the upstream's token endpoint"),
+        ("[routes.a]\nhosts = [\"a.test\"]\nupstream = \"https://registry:5000\"\ncredentials = \"X\"\nallow = [\"*\"]\n".into(), 4, "route \"a\" has credentials and no realm, and its upstream https://registry:5000 has no domain a discovered realm could be checked against, so the secret would go to whatever realm its challenge names; add realm = \"...\" with the upstream's token endpoint"),
         (r("credentials = \"1X\"\nallow = [\"*\"]\n"), 4, "credentials \"1X\" is not a secret name; name the Worker secret (letters, digits, '_'), like \"DOCKERHUB_CREDENTIALS\""),
         (r("allow = \"x/*\"\n"), 4, "allow must be an array of repository patterns, like [\"library/*\", \"myorg/app\"], found a string"),
         ("log_client = true\n".to_string() + &r(""), 1, "log_client = true adds the client's address to the request log, which is off; set log = true too"),

@@ -338,6 +338,20 @@ fn validate(r: &RawRoute, domain: Option<&(String, usize)>) -> Result<RouteSpec,
                     ),
                 );
             }
+            // Without a realm the secret goes only to a discovered realm on
+            // the upstream's own domain (location::callable_realm), which an
+            // IP address or a single-label host does not have.
+            let host = upstream.split_once("://").map_or("", |p| p.1);
+            let host = host.strip_prefix('[').map_or_else(|| host.split(':').next().unwrap_or(""), |_| "");
+            if realm.is_none() && (!host.contains('.') || host.bytes().all(|b| b.is_ascii_digit() || b == b'.')) {
+                return err(
+                    line,
+                    format!(
+                        "route \"{}\" has credentials and no realm, and its upstream {} has no domain a discovered realm could be checked against, so the secret would go to whatever realm its challenge names; add realm = \"...\" with the upstream's token endpoint",
+                        r.name, upstream
+                    ),
+                );
+            }
             Some(v.to_string())
         }
         None => None,
