@@ -221,9 +221,6 @@ fn attempt(ask: &Ask<'_>, fb: &Route, trail: String, primary: u16, phase: Phase,
 #[inline(never)]
 fn token_request(ask: &Ask<'_>, req: &Request<'_>, up: &Upstream<'_>, fb: &Route) -> Result<Action, u16> {
     let bearer = |name| crate::challenge::bearer_param(up.www_authenticate, name);
-    let mut v2 = String::with_capacity(fb.upstream.len() + 4);
-    v2.push_str(fb.upstream);
-    v2.push_str("/v2/");
     let basic = match credentials(fb, req) {
         Ok(basic) => basic,
         Err(read @ Action::ReadSecret(_)) => return Ok(read),
@@ -233,10 +230,7 @@ fn token_request(ask: &Ask<'_>, req: &Request<'_>, up: &Upstream<'_>, fb: &Route
     // fallback route's secret only on its upstream's domain).
     let realm = match fb.realm {
         Some(r) => r.to_string(),
-        None => match bearer("realm").and_then(|r| crate::location::resolve(&v2, &r).ok()) {
-            Some(r) => crate::location::callable_realm(fb.upstream, &r, basic).ok_or(NO_TOKEN)?.to_string(),
-            None => return Err(NO_TOKEN),
-        },
+        None => bearer("realm").and_then(|r| crate::location::discovered_realm(fb.upstream, &r, basic).ok()).ok_or(NO_TOKEN)?,
     };
     let mut url = realm;
     url.put(if crate::has(&url, b'?') { b'&' } else { b'?' });

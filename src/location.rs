@@ -137,3 +137,14 @@ pub fn callable_realm<'a>(upstream: &str, realm: &'a str, secret: bool) -> Optio
     let scheme_ok = realm.starts_with("https:") || (realm.starts_with("http:") && upstream.starts_with("http:"));
     (scheme_ok && (on_site || !secret) && !crate::has(r, b'@')).then(|| realm.get(..upto(realm, b"?#")).unwrap_or(realm))
 }
+
+/// The realm an upstream's challenge names, resolved against the upstream's
+/// `/v2/` (where a relative one is relative to) and as [`callable_realm`]
+/// allows it; else the client's message.
+pub fn discovered_realm(upstream: &str, realm: &str, secret: bool) -> Result<String, crate::messages::Msg> {
+    let mut v2 = String::with_capacity(upstream.len() + 4);
+    v2.push_str(upstream);
+    v2.push_str("/v2/");
+    let r = resolve(&v2, realm).map_err(LocationError::msg)?;
+    callable_realm(upstream, &r, secret).map(str::to_string).ok_or(crate::messages::Msg::RealmRefused)
+}

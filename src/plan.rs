@@ -416,12 +416,15 @@ fn token(req: &Request<'_>, up: Option<&Upstream<'_>>, host: &str, registry: Opt
         },
         _ => return not_allowed("GET, POST", Msg::TokenMethod),
     };
+    // The first scope's repository routes the request on a shared host, and
+    // names it in the log line.
+    seen.repository = first_repository(form.unwrap_or(query)).unwrap_or_default();
     let (i, by_scope) = match registry {
         Some(name) => match by_registry(name) {
             Some(r) => (r, false),
             None => return reply(Msg::TokenRegistry, name),
         },
-        None => match first_repository(form.unwrap_or(query)).and_then(|n| by_name(host, &n).map(|(r, _)| r)) {
+        None => match Some(seen.repository.as_str()).filter(|n| !n.is_empty()).and_then(|n| by_name(host, n).map(|(r, _)| r)) {
             Some(r) => (r, true),
             None => match by_host(host) {
                 Some(r) => (r, false),
@@ -431,9 +434,6 @@ fn token(req: &Request<'_>, up: Option<&Upstream<'_>>, host: &str, registry: Opt
     };
     let Some(route) = routes::get(i) else { return reply(Msg::HostNoRoute, host) };
     seen.route = route.name;
-    if routes::log() {
-        seen.repository = first_repository(form.unwrap_or(query)).unwrap_or_default();
-    }
     if let Some(up) = up.filter(|u| u.status == 0 || u.phase == Some(Phase::Token)) {
         return match up.status {
             // A failed fetch always comes back, whatever `resume` said.
@@ -462,16 +462,9 @@ fn token(req: &Request<'_>, up: Option<&Upstream<'_>>, host: &str, registry: Opt
             let Some(realm) = found.filter(|_| up.status == 401) else {
                 return reply(Msg::NoTokenAuth, route.upstream);
             };
-            // A relative realm is relative to the upstream's /v2/.
-            let mut v2 = String::with_capacity(route.upstream.len() + 4);
-            v2.push_str(route.upstream);
-            v2.push_str("/v2/");
-            match resolve(&v2, &realm) {
-                Ok(r) => match crate::location::callable_realm(route.upstream, &r, secret) {
-                    Some(ok) => ok.to_string(),
-                    None => return reply(Msg::RealmRefused, origin(&r)),
-                },
-                Err(e) => return reply(e.msg(), origin(route.upstream)),
+            match crate::location::discovered_realm(route.upstream, &realm, secret) {
+                Ok(r) => r,
+                Err(m) => return reply(m, origin(route.upstream)),
             }
         }
     };
