@@ -315,12 +315,14 @@ function relay(r, location, error, subject, source, challenges, theirs) {
 
 // One JSON line for the Workers log: what the planner said the request was
 // about (`about`: the route's name, the kind of request, the fallback that
-// answered or "", and the repository, tab-separated), the status the client
+// answered or "", and the repository, tab-separated, the repository last and
+// as it is), the status the client
 // gets, the last upstream exchange (its status, 0 when the fetch failed, or
 // none), and the client's address when the table asks for it.
 function log(about, status, upStatus, redirected, ms, h) {
-  const f = about.split("\t");
-  let line = '{"route":' + JSON.stringify(f[0]) + ',"kind":"' + f[1] + '","repository":' + JSON.stringify(f[3]) +
+  const f = about.split("\t", 3);
+  let line = '{"route":' + JSON.stringify(f[0]) + ',"kind":"' + f[1] + '","repository":' +
+    JSON.stringify(about.slice(f[0].length + f[1].length + f[2].length + 3)) +
     (f[2] !== "" ? ',"source":"' + f[2] + '"' : "") + ',"status":' + status + (upStatus < 0 ? ',"upstream":null'
     : ',"upstream":' + upStatus + ',"redirected":' + redirected + ',"ms":' + ms);
   if (CLIENT) line += ',"client":' + JSON.stringify(h.get("cf-connecting-ip") || "");

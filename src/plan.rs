@@ -111,8 +111,8 @@ pub fn step(req: &Request<'_>, up: Option<&Upstream<'_>>) -> Action {
 /// log line, for every action that can end the request (a local answer, a
 /// relay, or a fetch whose response the entry may pass on): the route's
 /// name, the kind of request, the fallback that answers (or nothing) and
-/// the repository, tab-separated (a control byte of the repository, which a
-/// token request's scope can carry, becomes `?`). The entry adds what it
+/// the repository, tab-separated (the repository last: a token request's
+/// scope can carry any byte, a tab among them). The entry adds what it
 /// sees itself (status, upstream status, whether the runtime followed a
 /// redirect, milliseconds until upstream headers, the client's address) and
 /// writes the line as JSON.
@@ -129,9 +129,9 @@ pub fn step_logged(req: &Request<'_>, up: Option<&Upstream<'_>>) -> (Action, Opt
     line.put(b'\t');
     line.push_str(seen.source);
     line.put(b'\t');
-    for b in seen.repository.bytes() {
-        line.put(if b < b' ' { b'?' } else { b });
-    }
+    // Last, as it is: the entry takes everything after the third tab, and
+    // JSON-escapes it.
+    line.push_str(&seen.repository);
     (action, Some(line))
 }
 

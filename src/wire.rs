@@ -203,11 +203,16 @@ pub fn decode(b: &[u8]) -> Option<Decoded<'_>> {
 /// The bytes of an action, with the request's log line when it ends one.
 pub fn encode(action: &Action, log: &str, probe: &str) -> Vec<u8> {
     let mut out = Vec::with_capacity(256);
-    let (op, arg, num): (u8, u8, u16) = match action {
-        Action::Reply(r) => (b'A', r.msg as u8, 0),
-        Action::Page => (b'P', 0, 0),
-        Action::ReadBody => (b'B', 0, crate::action::MAX_FORM as u16),
-        Action::ReadSecret(_) => (b'E', 0, 0),
+    let mut head = |op: u8, arg: u8, num: u16, list: &[&str]| {
+        out.extend_from_slice(&[op, arg]);
+        out.extend_from_slice(&num.to_le_bytes());
+        fields(&mut out, list);
+    };
+    match action {
+        Action::Reply(r) => head(b'A', r.msg as u8, 0, &[r.challenge.as_deref().unwrap_or(""), r.allow.unwrap_or(""), probe, log, &r.subject]),
+        Action::Page => head(b'P', 0, 0, &[log]),
+        Action::ReadBody => head(b'B', 0, crate::action::MAX_FORM as u16, &[]),
+        Action::ReadSecret(name) => head(b'E', 0, 0, &[name]),
         Action::Fetch(f) => {
             let bits = u16::from(f.client_headers) * CLIENT_HEADERS
                 + u16::from(f.follow) * FOLLOW
@@ -217,24 +222,14 @@ pub fn encode(action: &Action, log: &str, probe: &str) -> Vec<u8> {
                 + u16::from(f.hold) * HOLD
                 + u16::from(f.head) * HEAD
                 + u16::from(f.credentials) * CREDENTIALS;
-            (b'F', f.phase.as_byte(), bits)
+            let fields =
+                [&*f.url, f.authorization.as_deref().unwrap_or(""), log, f.form.as_deref().unwrap_or(""), f.source.as_deref().unwrap_or(""), &f.trail];
+            head(b'F', f.phase.as_byte(), bits, &fields)
         }
-        Action::Relay { error, held, .. } => (if *held { b'H' } else { b'R' }, error.as_ref().map_or(255, |e| e.0 as u8), 0),
-    };
-    out.push(op);
-    out.push(arg);
-    out.extend_from_slice(&num.to_le_bytes());
-    match action {
-        Action::Reply(r) => fields(&mut out, &[r.challenge.as_deref().unwrap_or(""), r.allow.unwrap_or(""), probe, log, &r.subject]),
-        Action::Page => fields(&mut out, &[log]),
-        Action::ReadBody => {}
-        Action::ReadSecret(name) => fields(&mut out, &[name]),
-        Action::Fetch(f) => fields(
-            &mut out,
-            &[&f.url, f.authorization.as_deref().unwrap_or(""), log, f.form.as_deref().unwrap_or(""), f.source.as_deref().unwrap_or(""), &f.trail],
-        ),
-        Action::Relay { challenges, location, error, source, .. } => fields(
-            &mut out,
+        Action::Relay { challenges, location, error, source, held } => head(
+            if *held { b'H' } else { b'R' },
+            error.as_ref().map_or(255, |e| e.0 as u8),
+            0,
             &[
                 location.as_deref().unwrap_or(""),
                 log,

@@ -213,10 +213,10 @@ fn says_what_each_request_was_about_for_its_log_line() {
     let about = about.expect("what the fetch is about");
     assert_eq!(about, "docker\ttoken\t\tbusybox");
     // A repository name the entry escapes for JSON (tests/e2e) comes as it
-    // is, but for control bytes, which would end a field.
+    // is, control bytes and tabs included: it is the last field.
     let q = format!("{M}/token?scope=repository%3Amyorg%2F%22x%5C%09y%3Apull");
     let (_, about) = step_logged(&Request { authorization: true, ..Request::new("GET", &q) }, None);
-    assert_eq!(about.as_deref(), Some("docker\ttoken\t\tmyorg/\"x\\?y"));
+    assert_eq!(about.as_deref(), Some("docker\ttoken\t\tmyorg/\"x\\\ty"));
 }
 
 #[test]
