@@ -8,6 +8,7 @@
 #   2. native unit tests (cargo test): the planner on the shipped table and
 #      on the every-key table, the route-table compiler, every table read
 #      back by the planner;
+#      and the entry's pure modules under node --test (tests/entry/);
 #   3. clippy on the wasm build, which denies unwrap/expect/panic/indexing
 #      in the runtime (src/lib.rs);
 #   4. the size check: dist/ and every table's modules match size-report.md
@@ -34,8 +35,9 @@ bash scripts/check-tools.sh
 step "the committed planner is what the sources build"
 bash scripts/build-worker.sh --check
 
-step "unit tests (native)"
+step "unit tests (native, and the entry's modules under Node)"
 cargo test --quiet
+node --test tests/entry/
 
 step "no-panic lints on the runtime (wasm32)"
 cargo clippy --quiet --release --target wasm32-unknown-unknown -Zbuild-std=std,panic_abort --lib -- -D warnings

@@ -110,8 +110,9 @@ pub struct Upstream<'a> {
     /// `Docker-Content-Digest` of a 2xx (read when a fallback's answer to a
     /// manifest by digest comes back).
     pub digest: &'a str,
-    /// The response body, percent-encoded: read for a 429 (and a 502-504 on
-    /// a route with fallbacks) and a fallback's token answer only.
+    /// The response body, read for a 429 (and a 502-504 on a route with
+    /// fallbacks) only; for a [`RESUME_TOKEN`] fetch, the token the entry
+    /// read from the answer instead.
     pub body: &'a str,
     /// A fallback's continuation, as the fetch's `trail` wrote it.
     pub trail: &'a str,
@@ -166,8 +167,10 @@ pub const RESUME_429: u8 = 16;
 pub const RESUME_5XX: u8 = 32;
 /// Any status from 400 up comes back (a fallback's answer).
 pub const RESUME_ERR: u8 = 64;
-/// Whatever comes back brings up to 16 KiB of its body (a token answer).
-pub const RESUME_BODY: u8 = 128;
+/// Whatever comes back brings the token of its JSON answer, as the entry
+/// reads it (a token answer: the string member `token`, else `access_token`,
+/// of at most 16 KiB of JSON).
+pub const RESUME_TOKEN: u8 = 128;
 
 /// One upstream request.
 #[derive(Debug, PartialEq, Eq)]

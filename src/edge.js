@@ -26,6 +26,7 @@ import module from "./index_bg.wasm";
 import TABLE from "./table.bin";
 import PAGE from "./page.html";
 import MESSAGES from "messages";
+import { tokenOf } from "./token_answer.js";
 
 // Request headers passed upstream (an allow-list: cookies, cf-*,
 // x-forwarded-* and hop-by-hop headers stay behind). Authorization and Accept
@@ -391,7 +392,7 @@ async function proceed(request, env, h, authorization, accept, flags, method, ur
   const RESUME_429 = 64; // on a 429, with its body,
   const RESUME_5XX = 128; // on a 502-504, with its body,
   const RESUME_ERR = 256; // on any status from 400,
-  const READ_BODY = 512; // (with up to 16 KiB of the body)
+  const TOKEN = 512; // (with the token of its JSON answer)
   const ANONYMOUS = 1024; // the client's headers without its Authorization
   const HOLD = 2048; // keep the last response for an H action
   const HEAD = 4096; // HEAD (else GET, or POST with FORM)
@@ -478,7 +479,7 @@ async function proceed(request, env, h, authorization, accept, flags, method, ur
     if (bits & RESUME_ALL || (bits & RESUME_401 && s === 401) || (bits & RESUME_3XX && s >= 300 && s < 400) ||
         (bits & RESUME_429 && s === 429) || (bits & RESUME_5XX && s >= 502 && s <= 504) || (bits & RESUME_ERR && s >= 400)) {
       if ((bits & RESUME_429 && s === 429) || (bits & RESUME_5XX && s >= 502 && s <= 504)) upText = await readBody(up, 4095);
-      else if (bits & READ_BODY) upText = await readBody(up, 16383);
+      else if (bits & TOKEN) upText = tokenOf(await readBody(up, 16383), 16383);
       status = s;
       sent = upText === undefined ? "" : upText;
       // The planner reads a challenge only on a 401, a Location only on a

@@ -46,7 +46,7 @@
 use crate::messages::Msg;
 use crate::action::{
     credentials, failure, limit, outcome, reply, upstream_error, Action, Ask, Fetch, Phase, Request, Seen, Upstream,
-    REDIRECT_LOOP, RESUME_ALL, RESUME_BODY, RESUME_ERR, TIMED_OUT, UNREACHABLE,
+    REDIRECT_LOOP, RESUME_ALL, RESUME_TOKEN, RESUME_ERR, TIMED_OUT, UNREACHABLE,
 };
 use crate::routes::{self, Route};
 use crate::Put;
@@ -246,63 +246,16 @@ fn token_request(ask: &Ask<'_>, req: &Request<'_>, up: &Upstream<'_>, fb: &Route
         url,
         client_headers: false,
         credentials: basic,
-        resume: RESUME_ALL | RESUME_BODY,
+        resume: RESUME_ALL | RESUME_TOKEN,
         trail: up.trail.to_string(),
         ..Fetch::new(Phase::FallbackToken)
     }))
 }
 
-/// The token of a token endpoint's JSON answer: the top-level string member
-/// `token`, or else `access_token` (the OAuth2 name, which the distribution
-/// token spec accepts as well) when `token` is missing or empty. Read by
-/// hand over the bytes: the object's members in order, JSON's whitespace
-/// allowed between tokens, nested objects and arrays skipped whole (a
-/// `token` inside one is not the answer's); a value counts only as a whole
-/// string, its closing quote there. A value with an escape or a byte a
-/// header cannot carry is no token (token servers write JWTs and opaque
-/// token68 strings). The entry hands over at most 16 KiB of the body, so a
-/// longer answer reads as cut short: no token.
-pub fn token(body: &str) -> Option<&str> {
-    let b = body.as_bytes();
-    // One pass: `depth` 1 is the answer's own members; a string there is a
-    // member name until a `:` makes the next one its value.
-    let (mut depth, mut i, mut value, mut key) = (0u32, 0, false, "");
-    let (mut token, mut access) = ("", "");
-    while let Some(&c) = b.get(i) {
-        match c {
-            b'"' => {
-                let start = i + 1;
-                i = start;
-                loop {
-                    match b.get(i)? {
-                        b'"' => break,
-                        b'\\' => i += 2,
-                        _ => i += 1,
-                    }
-                }
-                let s = body.get(start..i)?;
-                match (depth, value, key) {
-                    (1, true, "token") if token.is_empty() => token = s,
-                    (1, true, "access_token") if access.is_empty() => access = s,
-                    (1, false, _) => key = s,
-                    _ => {}
-                }
-                value = false;
-            }
-            b':' => value = true,
-            b'{' | b'[' => depth += 1,
-            b'}' | b']' => depth = depth.saturating_sub(1),
-            b',' => (key, value) = ("", false),
-            _ => {}
-        }
-        i += 1;
-    }
-    // A JWT or token68 string: no space, quote escape or other byte a
-    // header cannot carry.
-    let ok = |t: &str| !t.is_empty() && t.bytes().all(|x| x > b' ' && x < 0x7f && x != b'\\');
-    if ok(token) {
-        Some(token)
-    } else {
-        ok(access).then_some(access)
-    }
+/// The token the entry read from a token endpoint's JSON answer
+/// ([`RESUME_TOKEN`]: its string member `token`, or `access_token`), when
+/// it is one a header can carry: a JWT or token68 string, with no space,
+/// control byte, quote, backslash or non-ASCII byte.
+pub fn token(t: &str) -> Option<&str> {
+    (!t.is_empty() && t.bytes().all(|x| x > b' ' && x < 0x7f && x != b'\\' && x != b'"')).then_some(t)
 }

@@ -26,7 +26,7 @@
 
 pub use crate::action::{
     Action, Fetch, Phase, Reply, Request, Secret, Upstream, MAX_FORM, MAX_URL, RESUME_401, RESUME_3XX, RESUME_429, RESUME_5XX,
-    RESUME_ALL, RESUME_BODY, RESUME_ERR,
+    RESUME_ALL, RESUME_ERR, RESUME_TOKEN,
 };
 use crate::action::{credentials, failure, limit, outcome, reply, upstream_error, Ask, Seen};
 use crate::Put;

@@ -23,7 +23,8 @@
 //!        SECRET     the value of the secret the last E named: given to the
 //!                   calls before the next fetch only
 //!        UPSTREAM   the upstream's body: a 429's or 502-504's (4 KiB at
-//!                   most), or 16 KiB of what a RESUME_BODY fetch got
+//!                   most); for a RESUME_TOKEN fetch, the token of its
+//!                   JSON answer (16 KiB at most), as the entry read it
 //!        BODY       the request body
 //! out: 0 OP, 1 ARG, 2 NUM (u16), then fields:
 //!      A  ARG = message (`crate::messages`)     CHALLENGE ALLOW PROBE LOG SUBJECT   answer locally
@@ -52,7 +53,7 @@ pub const CLIENT_HEADERS: u16 = 1;
 pub const FOLLOW: u16 = 2;
 /// The resume bits of [`crate::action::Fetch::resume`] sit at bit 2 and up:
 /// 401 = 4, 3xx = 8, every status = 16, 429 with its body = 64, 502-504
-/// with its body = 128, 400 and up = 256, with 16 KiB of body = 512.
+/// with its body = 128, 400 and up = 256, with the token of its JSON answer = 512.
 pub const RESUME_SHIFT: u16 = 2;
 /// POST the FORM field as an OAuth2 form (otherwise GET, or HEAD).
 pub const FORM: u16 = 32;

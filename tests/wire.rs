@@ -144,8 +144,9 @@ fn a_throttled_manifest_asks_the_fallback_without_the_clients_authorization() {
     });
     assert_eq!((c.op, c.arg, c.num & (CLIENT_HEADERS | CREDENTIALS)), ('F', b'k', 0));
     assert_eq!(c.fields[0], "https://public.ecr.aws/token/?scope=repository:docker/library/busybox:pull&service=public.ecr.aws");
-    // The token comes back in the body; the request goes again with it.
-    let d = run(&In { flags: 1, phase: b'k', status: 200, trail: &b.fields[5], upstream: r#"{"token": "abc.def"}"#, ..get(&url) });
+    // The token comes back as UPSTREAM (the entry read it from the JSON
+    // answer); the request goes again with it.
+    let d = run(&In { flags: 1, phase: b'k', status: 200, trail: &b.fields[5], upstream: "abc.def", ..get(&url) });
     assert_eq!((d.op, d.arg), ('F', b'r'));
     assert_eq!(d.fields[1], "Bearer abc.def");
     // Its 404 too: the route's own 429, held, with what each fallback said.
