@@ -54,33 +54,28 @@ impl<'a> Request<'a> {
 /// Which exchange an upstream answer belongs to: the continuation the edge
 /// hands back with the response.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
 pub enum Phase {
     /// A registry API request to the route's upstream.
-    Api,
+    Api = b'a',
     /// The upstream's `/v2/`, asked for its challenge to learn the realm.
-    Discover,
+    Discover = b'd',
     /// A token request to the realm.
-    Token,
+    Token = b't',
     /// A manifest or blob request to a fallback route's upstream
     /// (`crate::fallback`; the fetch's `trail` says which and what happened
     /// before).
-    Fallback,
+    Fallback = b'f',
     /// The mirror's own token request to a fallback's realm.
-    FallbackToken,
+    FallbackToken = b'k',
     /// The fallback request again, with that token.
-    FallbackRetry,
+    FallbackRetry = b'r',
 }
 
 impl Phase {
+    /// Its byte on the wire (`crate::wire`): its discriminant.
     pub fn as_byte(self) -> u8 {
-        match self {
-            Phase::Api => b'a',
-            Phase::Discover => b'd',
-            Phase::Token => b't',
-            Phase::Fallback => b'f',
-            Phase::FallbackToken => b'k',
-            Phase::FallbackRetry => b'r',
-        }
+        self as u8
     }
 
     pub fn from_byte(b: u8) -> Option<Phase> {

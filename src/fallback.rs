@@ -215,7 +215,7 @@ fn attempt(ask: &Ask<'_>, fb: &Route, trail: String, primary: u16, phase: Phase,
 
 /// The mirror's own token request for a fallback that challenged: to the
 /// fallback route's realm or else the Bearer realm of its challenge (relative
-/// to its `/v2/`, as `callable_realm` allows it), for pulling that one repository, with the challenge's
+/// to its `/v2/`, as `discovered_realm` allows it), for pulling that one repository, with the challenge's
 /// service (or the route's), anonymous or with the fallback route's own
 /// credentials. Nothing of the client's goes with it.
 #[inline(never)]
@@ -226,7 +226,7 @@ fn token_request(ask: &Ask<'_>, req: &Request<'_>, up: &Upstream<'_>, fb: &Route
         Err(read @ Action::ReadSecret(_)) => return Ok(read),
         Err(_) => return Err(NO_SECRET),
     };
-    // The realm the challenge names only as `callable_realm` allows (the
+    // The realm the challenge names only as `discovered_realm` allows (the
     // fallback route's secret only on its upstream's domain).
     let realm = match fb.realm {
         Some(r) => r.to_string(),

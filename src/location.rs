@@ -10,7 +10,7 @@
 //! Credentials go only to the origin the client's request was meant for:
 //! [`same_origin`] is the check. A CDN never sees the client's Authorization.
 //! A realm an upstream's challenge names is called only as
-//! [`callable_realm`] allows.
+//! [`discovered_realm`] allows.
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LocationError {
@@ -116,35 +116,31 @@ fn authority(url: &str) -> &str {
     crate::find(o, "://").and_then(|i| o.get(i + 3..)).unwrap_or("")
 }
 
-/// A realm an upstream's challenge named (already resolved against the
-/// upstream), as the worker itself may call it: https (plain http only for
-/// an http upstream, a route marked `insecure`), no user info, and without
-/// its own query (the mirror writes the query: the scopes it allows and the
-/// service). With the route's own credentials (`secret`), only on the
-/// upstream's domain: its host, or the domain its host is under when that
-/// has a dot of its own (`registry-1.docker.io` -> `docker.io`, which
-/// `auth.docker.io` is under; `ghcr.io` -> itself), so a discovered realm
-/// elsewhere never gets them (the build refuses credentials without a
-/// realm where that domain would be a public suffix, an address or a
-/// single label). `None` when it may not be called.
-pub fn callable_realm<'a>(upstream: &str, realm: &'a str, secret: bool) -> Option<&'a str> {
-    let (r, u) = (authority(realm), authority(upstream));
-    let base = match crate::split_at_byte(u, b'.') {
-        Some((_, parent)) if crate::has(parent, b'.') => parent,
-        _ => u,
-    };
-    let on_site = r.ends_with(base) && r.len().checked_sub(base.len() + 1).is_none_or(|i| r.as_bytes().get(i) == Some(&b'.'));
-    let scheme_ok = realm.starts_with("https:") || (realm.starts_with("http:") && upstream.starts_with("http:"));
-    (scheme_ok && (on_site || !secret) && !crate::has(r, b'@')).then(|| realm.get(..upto(realm, b"?#")).unwrap_or(realm))
-}
-
-/// The realm an upstream's challenge names, resolved against the upstream's
-/// `/v2/` (where a relative one is relative to) and as [`callable_realm`]
-/// allows it; else the client's message.
+/// The realm an upstream's challenge names, as the worker itself may call
+/// it: resolved against the upstream's `/v2/` (where a relative one is
+/// relative to); https (plain http only for an http upstream, a route
+/// marked `insecure`); no user info; and without its own query (the mirror
+/// writes the query: the scopes it allows and the service). With the
+/// route's own credentials (`secret`), only on the upstream's domain: its
+/// host, or the domain its host is under when that has a dot of its own
+/// (`registry-1.docker.io` -> `docker.io`, which `auth.docker.io` is
+/// under; `ghcr.io` -> itself), so a discovered realm elsewhere never gets
+/// them (the build refuses credentials without a realm where that domain
+/// would be a public suffix, an address or a single label). Else the
+/// client's message.
 pub fn discovered_realm(upstream: &str, realm: &str, secret: bool) -> Result<String, crate::messages::Msg> {
     let mut v2 = String::with_capacity(upstream.len() + 4);
     v2.push_str(upstream);
     v2.push_str("/v2/");
     let r = resolve(&v2, realm).map_err(LocationError::msg)?;
-    callable_realm(upstream, &r, secret).map(str::to_string).ok_or(crate::messages::Msg::RealmRefused)
+    let (host, up) = (authority(&r), authority(upstream));
+    let domain = match crate::split_at_byte(up, b'.') {
+        Some((_, parent)) if crate::has(parent, b'.') => parent,
+        _ => up,
+    };
+    let on_domain = host.strip_suffix(domain).is_some_and(|sub| sub.is_empty() || sub.ends_with("."));
+    if !(r.starts_with("https:") || upstream.starts_with("http:")) || (secret && !on_domain) || crate::has(host, b'@') {
+        return Err(crate::messages::Msg::RealmRefused);
+    }
+    Ok(r.get(..upto(&r, b"?#")).unwrap_or("").to_string())
 }

@@ -94,7 +94,7 @@ messages! {
     FormTooLarge = 400 Unsupported "the token form is larger than 16 KiB",
     SecretUnset = 503 Unavailable "the route's credentials secret is not set or not user:token; set it with wrangler secret put",
     NoTokenAuth = 404 Unavailable "the upstream registry does not use token authentication",
-    /// A discovered realm the mirror will not call (`location::callable_realm`).
+    /// A discovered realm the mirror will not call (`location::discovered_realm`).
     RealmRefused = 502 Unavailable "the upstream's challenge names a realm the mirror does not call: not https, with user info, or (with the route's credentials) on another domain; name the realm in routes.toml",
     ScopeEscape = 400 Unsupported "the token request's scope parameter is not valid percent-encoded ASCII",
     ScopeTooMany = 400 Unsupported "the token request has more than 64 scope parameters",

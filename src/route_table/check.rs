@@ -339,7 +339,7 @@ fn validate(r: &RawRoute, domain: Option<&(String, usize)>) -> Result<RouteSpec,
                 );
             }
             // Without a realm the secret goes only to a discovered realm on
-            // the upstream's own domain (location::callable_realm), which an
+            // the upstream's own domain (location::discovered_realm), which an
             // IP address or a single-label host does not have.
             let host = upstream.split_once("://").map_or("", |p| p.1);
             let host = host.strip_prefix('[').map_or_else(|| host.split(':').next().unwrap_or(""), |_| "");
