@@ -246,14 +246,14 @@ impl Table {
     /// static): false, and no routes, when `b` is not a table.
     fn read(&mut self, b: &'static [u8]) -> bool {
         self.records = &[];
-        let Some(&[m0, m1, m2, m3, r0, r1, h0, h1, a0, a1, f0, f1, d0, d1, s0, s1, s2, flags]) = b.first_chunk::<{ layout::HEADER }>()
+        let Some(&[m0, m1, m2, m3, r0, r1, h0, h1, a0, a1, f0, f1, d0, d1, s0, s1, s2, flags, p0, p1]) = b.first_chunk::<{ layout::HEADER }>()
         else {
             return false;
         };
         let at = |lo: u8, hi: u8| usize::from(u16::from_le_bytes([lo, hi]));
-        let (records, hosts, allow, fallback) = (at(r0, r1), at(h0, h1), at(a0, a1), at(f0, f1));
+        let (records, hosts, allow, fallback, pool) = (at(r0, r1), at(h0, h1), at(a0, a1), at(f0, f1), at(p0, p1));
         let (Some(r), Some(h), Some(a), Some(f), Some(pool)) =
-            (b.get(layout::HEADER..records), b.get(records..hosts), b.get(hosts..allow), b.get(allow..fallback), b.get(fallback..))
+            (b.get(layout::HEADER..records), b.get(records..hosts), b.get(hosts..allow), b.get(allow..fallback), b.get(fallback..pool))
         else {
             return false;
         };

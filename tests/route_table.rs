@@ -210,7 +210,7 @@ fn errors_name_the_line_and_the_fix() {
         ("[routes]\na = \"https://x\"\n", 2, "route \"a\" must be a [routes.a] section with hosts and upstream, found a string"),
         ("[[routes.a]]\nhosts = [\"a.test\"]\n", 1, "arrays of tables ([[...]]) are not used here; declare each route as [routes.NAME]"),
         ("[mirrors]\nx = 1\n", 1, "unknown table [mirrors]; routes are declared as [routes.NAME]"),
-        ("mirror.a = 1\n", 1, "unknown top-level key \"mirror\"; only domain, page, log, log_client may stand above the first [routes.NAME]"),
+        ("mirror.a = 1\n", 1, "unknown top-level key \"mirror\"; only domain, page, log, log_client, access, clients, deny_agents, rate_limit may stand above the first [routes.NAME]"),
         // A host's own line in a multi-line array.
         ("[routes.a]\nhosts = [\n  \"a.test\",\n  \"https://b.test\",\n]\n", 4, "\"https://b.test\" is not a host name; hosts are names like \"docker.mirror.example.com\" (letters, digits, '-', '_', dots; no scheme, port or path)"),
         ("[routes.a]\nhosts = [\n  \"a.test\",\n  \"A.test\",\n]\nupstream = \"https://x\"\n", 4, "host \"a.test\" is listed twice in route \"a\"; remove one"),
@@ -229,7 +229,7 @@ fn errors_name_the_line_and_the_fix() {
         ("[routes.a]\nupstream = \"https://x\\q\"\n", 2, "missing escaped value, expected `b`, `e`, `f`, `n`, `r`, `\\`, `\"`, `x`, `u`, `U` at column 23; fix the TOML syntax"),
         ("[routes.a]\nupstream = https://x\n", 2, "string values must be quoted, expected literal string at column 12; fix the TOML syntax"),
         ("routes.a = { hosts = [\"a.test\"], hosts = [\"b.test\"] }\n", 1, "duplicate key at column 34; fix the TOML syntax"),
-        ("upstream = \"https://x\"\n", 1, "unknown top-level key \"upstream\"; only domain, page, log, log_client may stand above the first [routes.NAME]"),
+        ("upstream = \"https://x\"\n", 1, "unknown top-level key \"upstream\"; only domain, page, log, log_client, access, clients, deny_agents, rate_limit may stand above the first [routes.NAME]"),
         ("[[routes]]\n", 1, "arrays of tables ([[...]]) are not used here; declare each route as [routes.NAME]"),
         ("# nothing\n", 1, "the table declares no routes; add a [routes.NAME] section with hosts and upstream"),
         // Fallbacks: other routes of the table, by registry, each once.
@@ -293,10 +293,11 @@ impl<'a> Bytes<'a> {
     fn u16(&self, i: usize) -> usize {
         usize::from(u16::from_le_bytes([self.b[i], self.b[i + 1]]))
     }
-    /// Where each section starts: records, hosts, allow, fallback, pool.
-    fn sections(&self) -> [usize; 5] {
-        let out = [layout::HEADER, self.u16(4), self.u16(6), self.u16(8), self.u16(10)];
-        assert!(out.windows(2).all(|w| w[0] <= w[1]) && out[4] <= self.b.len(), "sections in order, within the table");
+    /// Where each section starts: records, hosts, allow, fallback, pool,
+    /// policy.
+    fn sections(&self) -> [usize; 6] {
+        let out = [layout::HEADER, self.u16(4), self.u16(6), self.u16(8), self.u16(10), self.u16(18)];
+        assert!(out.windows(2).all(|w| w[0] <= w[1]) && out[5] <= self.b.len(), "sections in order, within the table");
         assert_eq!((out[1] - out[0]) % layout::RECORD + (out[2] - out[1]) % layout::HOST + (out[3] - out[2]) % layout::ALLOW, 0);
         out
     }
@@ -305,7 +306,12 @@ impl<'a> Bytes<'a> {
         (s[k + 1] - s[k]) / [layout::RECORD, layout::HOST, layout::ALLOW, layout::FALLBACK][k]
     }
     fn pool(&self) -> &'a str {
-        std::str::from_utf8(&self.b[self.sections()[4]..]).expect("ASCII pool")
+        let s = self.sections();
+        std::str::from_utf8(&self.b[s[4]..s[5]]).expect("ASCII pool")
+    }
+    /// The entry's policy: the rest of the table.
+    fn policy(&self) -> &'a str {
+        std::str::from_utf8(&self.b[self.sections()[5]..]).expect("UTF-8 policy")
     }
     /// A str's bytes as text; `None` when not set.
     fn str(&self, r: &[u8]) -> Option<&'a str> {
@@ -437,7 +443,10 @@ fn renders_a_compiled_table() {
     assert_eq!([bytes.count(0), bytes.count(1), bytes.count(2), bytes.count(3), bytes.u16(12)], [2, 2, 1, 0, 1]);
     assert_eq!(&out[14..17], &[0, 0, 0]);
     assert_eq!(out[17], layout::PAGE | layout::LOG);
-    assert_eq!(out.len(), layout::HEADER + 2 * layout::RECORD + 2 * layout::HOST + layout::ALLOW + bytes.pool().len());
+    // The policy after the pool: the default scanner list, nothing else.
+    let agents: Vec<String> = route_table::admission::DEFAULT_DENY_AGENTS.iter().map(|a| format!("\"{a}\"")).collect();
+    assert_eq!(bytes.policy(), format!("{{\"agents\":[{}]}}", agents.join(",")));
+    assert_eq!(out.len(), layout::HEADER + 2 * layout::RECORD + 2 * layout::HOST + layout::ALLOW + bytes.pool().len() + bytes.policy().len());
     let page = index_html(&table);
     assert!(page.contains("docker pull a.test/busybox"));
     assert!(page.contains("docker pull b.test/OWNER/IMAGE"));
@@ -602,7 +611,7 @@ fn the_planner_refuses_bytes_that_are_not_its_table() {
     other_format[3] = 1;
     cases.push(("another format", other_format));
     let mut non_ascii = good.clone();
-    *non_ascii.last_mut().expect("a pool") = 0xc3;
+    non_ascii[usize::from(u16::from_le_bytes([good[18], good[19]])) - 1] = 0xc3;
     cases.push(("non-ASCII text", non_ascii));
     let mut sections_out_of_order = good.clone();
     sections_out_of_order[6..8].copy_from_slice(&(layout::HEADER as u16).to_le_bytes());
@@ -631,4 +640,125 @@ fn the_planner_refuses_bytes_that_are_not_its_table() {
             }
         }
     }
+}
+
+/// The admission keys: what each accepts, normalises and refuses, with the
+/// line and the fix.
+#[test]
+fn admission_keys_and_their_errors() {
+    use route_table::admission::{Client, DEFAULT_DENY_AGENTS};
+    let routes = "[routes.a]\nhosts = [\"a.test\"]\nupstream = \"https://a.example\"\n";
+    let t = parse(&format!(
+        "access = \"MIRROR_KEYS\"\nclients = [\n  \"203.0.113.0/24\",\n  \"198.51.100.7\",\n  \"2001:DB8::/32\",\n  \"::ffff:0:0/96\",\n  \"country:cn\",\n  \"0.0.0.0/0\",\n]\ndeny_agents = [\"NetCraft\", \"My Scanner/1\"]\nrate_limit = \"MIRROR_RATE\"\n{routes}"
+    ))
+    .expect("parses");
+    let a = &t.admission;
+    assert_eq!(a.access.as_deref(), Some("MIRROR_KEYS"));
+    assert_eq!(a.rate_limit.as_deref(), Some("MIRROR_RATE"));
+    assert_eq!(
+        a.clients,
+        [
+            Client::V4(0xcb00_7100, 24),
+            Client::V4(0xc633_6407, 32),
+            Client::V6(0x2001_0db8 << 96, 32),
+            Client::V6(0xffff << 32, 96),
+            Client::Country("CN".into()),
+            Client::V4(0, 0),
+        ]
+    );
+    assert_eq!(a.deny_agents, ["netcraft", "my scanner/1"]);
+    // Without the keys: nobody refused, the default scanners denied; `[]`
+    // turns those off.
+    let plain = parse(routes).expect("parses");
+    assert_eq!((plain.admission.access.as_ref(), plain.admission.clients.len(), plain.admission.rate_limit.as_ref()), (None, 0, None));
+    assert_eq!(plain.admission.deny_agents, DEFAULT_DENY_AGENTS);
+    assert!(parse(&format!("deny_agents = []\n{routes}")).expect("parses").admission.deny_agents.is_empty());
+
+    let cases: Vec<(String, usize, String)> = [
+        ("access = \"my-keys\"\n", 1, "access \"my-keys\" is not a secret name; name the Worker secret holding the keys (letters, digits, '_'), like \"MIRROR_KEYS\""),
+        ("access = true\n", 1, "access must be a string, found a boolean"),
+        ("rate_limit = \"9RATE\"\n", 1, "rate_limit \"9RATE\" is not a binding name; name the [[ratelimits]] binding of wrangler.toml (letters, digits, '_'), like \"MIRROR_RATE\""),
+        ("clients = []\n", 1, "clients is empty, which would refuse every client; list the addresses or countries to serve, or remove clients to serve all"),
+        ("clients = \"10.0.0.0/8\"\n", 1, "clients must be an array of addresses, ranges or countries, like [\"203.0.113.0/24\", \"2001:db8::/32\", \"country:DE\"], found a string"),
+        ("clients = [\n  \"10.0.0.0/8\",\n  \"10.1.0.0/8\",\n]\n", 3, "clients \"10.1.0.0/8\" has bits set past its /8; write the network, 10.0.0.0/8"),
+        ("clients = [\"2001:db8::1/32\"]\n", 1, "clients \"2001:db8::1/32\" has bits set past its /32; write the network, 2001:db8::/32"),
+        ("clients = [\"10.0.0.0/33\"]\n", 1, "clients \"10.0.0.0/33\" has a prefix length over 32; write a length from 0 to 32"),
+        ("clients = [\"2001:db8::/129\"]\n", 1, "clients \"2001:db8::/129\" has a prefix length over 128; write a length from 0 to 128"),
+        ("clients = [\"10.0.0.0/08\"]\n", 1, "clients \"10.0.0.0/08\" has a malformed prefix length; write an address and /bits, like \"203.0.113.0/24\""),
+        ("clients = [\"10.0.0.0/\"]\n", 1, "clients \"10.0.0.0/\" has a malformed prefix length; write an address and /bits, like \"203.0.113.0/24\""),
+        ("clients = [\"010.0.0.0/8\"]\n", 1, "clients \"010.0.0.0/8\" is not an IPv4 or IPv6 address or range, nor country:XX; write one like \"203.0.113.0/24\", \"2001:db8::/32\" or \"country:DE\""),
+        ("clients = [\"10.0.0/8\"]\n", 1, "clients \"10.0.0/8\" is not an IPv4 or IPv6 address or range, nor country:XX; write one like \"203.0.113.0/24\", \"2001:db8::/32\" or \"country:DE\""),
+        ("clients = [\"256.0.0.0/8\"]\n", 1, "clients \"256.0.0.0/8\" is not an IPv4 or IPv6 address or range, nor country:XX; write one like \"203.0.113.0/24\", \"2001:db8::/32\" or \"country:DE\""),
+        ("clients = [\"example.com\"]\n", 1, "clients \"example.com\" is not an IPv4 or IPv6 address or range, nor country:XX; write one like \"203.0.113.0/24\", \"2001:db8::/32\" or \"country:DE\""),
+        ("clients = [\"fe80::1%eth0\"]\n", 1, "clients \"fe80::1%eth0\" is not an IPv6 address or range; write one like \"2001:db8::/32\" (no zone, no brackets)"),
+        ("clients = [\"[2001:db8::]/32\"]\n", 1, "clients \"[2001:db8::]/32\" is not an IPv6 address or range; write one like \"2001:db8::/32\" (no zone, no brackets)"),
+        ("clients = [\"2001:db8:::/32\"]\n", 1, "clients \"2001:db8:::/32\" is not an IPv6 address or range; write one like \"2001:db8::/32\" (no zone, no brackets)"),
+        ("clients = [\"country:CHN\"]\n", 1, "clients \"country:CHN\" is not a country; write country: and a two-letter code as Cloudflare gives it, like \"country:DE\""),
+        ("clients = [\"country:\"]\n", 1, "clients \"country:\" is not a country; write country: and a two-letter code as Cloudflare gives it, like \"country:DE\""),
+        ("deny_agents = [\"\"]\n", 1, "deny_agents \"\" is not a User-Agent substring; write 1 to 128 printable ASCII characters without spaces at either end, like \"netcraft\""),
+        ("deny_agents = [\" bot\"]\n", 1, "deny_agents \" bot\" is not a User-Agent substring; write 1 to 128 printable ASCII characters without spaces at either end, like \"netcraft\""),
+        ("deny_agents = [\"tab\\tbot\"]\n", 1, "deny_agents \"tab\\tbot\" is not a User-Agent substring; write 1 to 128 printable ASCII characters without spaces at either end, like \"netcraft\""),
+        ("deny_agents = [\"bøt\"]\n", 1, "deny_agents \"b\\u{f8}t\" is not a User-Agent substring; write 1 to 128 printable ASCII characters without spaces at either end, like \"netcraft\""),
+    ]
+    .into_iter()
+    .map(|(top, line, message)| (format!("{top}{routes}"), line, message.to_string()))
+    .collect();
+    let wrong: Vec<String> = cases
+        .iter()
+        .filter(|(src, line, message)| parse(src).map(|_| ()).map_err(|e| (e.line, e.message)) != Err((*line, message.clone())))
+        .map(|(src, line, message)| format!("{src:?}\n  want {line}: {message}\n  got  {:?}", parse(src).map(|_| ()).map_err(|e| (e.line, e.message))))
+        .collect();
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+/// The policy after the pool, as the entry reads it: a range as its family
+/// and prefix bits, countries apart, agents lower case; the planner reads
+/// the table the same with or without one.
+#[test]
+fn the_policy_goes_after_the_pool_for_the_entry() {
+    let routes = "[routes.a]\nhosts = [\"a.test\"]\nupstream = \"https://a.example\"\n";
+    let src = format!(
+        "access = \"K\"\nclients = [\"203.0.113.0/24\", \"2001:db8::/33\", \"country:de\", \"0.0.0.0/0\"]\ndeny_agents = [\"Netcraft\", \"a\\\"b\\\\c\"]\nrate_limit = \"R\"\n{routes}"
+    );
+    let out = render(&parse(&src).expect("parses")).expect("renders");
+    let bytes = Bytes { b: &out };
+    let v6 = format!("0010000000000001000011011011100{}", "0".repeat(2));
+    assert_eq!(
+        bytes.policy(),
+        format!(
+            "{{\"access\":\"K\",\"clients\":[\"4:110010110000000001110001\",\"6:{v6}\",\"4:\"],\"countries\":[\"DE\"],\"agents\":[\"netcraft\",\"a\\\"b\\\\c\"],\"rate\":\"R\"}}"
+        )
+    );
+    // The same routes without the keys: the pool is the same, the planner
+    // reads both alike.
+    let off = render(&parse(&format!("deny_agents = []\n{routes}")).expect("parses")).expect("renders");
+    assert_eq!(Bytes { b: &off }.policy(), "");
+    assert_eq!(Bytes { b: &off }.pool(), bytes.pool());
+    for b in [out.clone(), off] {
+        assert!(edge_mirror::routes::install(&b), "the planner reads it");
+        assert_eq!(edge_mirror::routes::routes().map(|r| r.upstream).collect::<Vec<_>>(), ["https://a.example"]);
+    }
+}
+
+/// With `access`, the page names every host with the key (`{KEY}`, which
+/// the entry fills in) and says that it carries it; without, no `{KEY}`.
+#[test]
+fn with_access_the_page_carries_the_key() {
+    let routes = include_str!("../routes.toml");
+    let keyed = parse(&format!("access = \"MIRROR_KEYS\"\n{routes}")).expect("parses");
+    let page = index_html(&keyed);
+    assert!(page.contains("carry your access key"));
+    for line in [
+        "docker pull mirror.example.com/{KEY}/busybox",
+        "[host.\"https://mirror.example.com/{KEY}\"]",
+        "location = \"mirror.example.com/{KEY}/ghcr.io\"",
+        "- \"https://mirror.example.com/{KEY}\"",
+        "docker search mirror.example.com/{KEY}/TERM",
+        "needs Docker Engine 25 or later",
+    ] {
+        assert!(page.contains(line), "{line}\n{page}");
+    }
+    assert!(!page.contains("helm registry login"));
+    let plain = index_html(&parse(routes).expect("parses"));
+    assert!(!plain.contains("{KEY}") && !plain.contains("access key"));
 }

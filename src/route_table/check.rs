@@ -6,6 +6,7 @@
 
 use std::collections::BTreeMap;
 
+use super::admission::{self, Admission};
 use super::read::{RawRoute, Top};
 use super::{err, RouteSpec, Table, TableError};
 
@@ -98,7 +99,19 @@ pub(crate) fn table(top: Top, raw: Vec<RawRoute>) -> Result<Table, TableError> {
     if top.log_client && !top.log {
         return err(top.log_client_line, "log_client = true adds the client's address to the request log, which is off; set log = true too");
     }
-    Ok(Table { routes, domain: domain.map(|(d, _)| d), page: top.page, log: top.log, log_client: top.log_client })
+    let admission = Admission {
+        access: top.access.map(|(v, line)| admission::access(&v, line)).transpose()?,
+        clients: match &top.clients {
+            Some((list, line)) => admission::clients(list, *line)?,
+            None => Vec::new(),
+        },
+        deny_agents: match &top.deny_agents {
+            Some(list) => admission::deny_agents(list)?,
+            None => admission::DEFAULT_DENY_AGENTS.iter().map(|s| s.to_string()).collect(),
+        },
+        rate_limit: top.rate_limit.map(|(v, line)| admission::rate_limit(&v, line)).transpose()?,
+    };
+    Ok(Table { routes, domain: domain.map(|(d, _)| d), page: top.page, log: top.log, log_client: top.log_client, admission })
 }
 
 /// Most fallbacks a route may name: each one tried costs up to three
@@ -321,9 +334,7 @@ fn validate(r: &RawRoute, domain: Option<&(String, usize)>) -> Result<RouteSpec,
     }
     let credentials = match s.str("credentials") {
         Some((v, line)) => {
-            let b = v.as_bytes();
-            let ok = !b.is_empty() && !b[0].is_ascii_digit() && b.iter().all(|&x| x.is_ascii_alphanumeric() || x == b'_');
-            if !ok {
+            if !admission::binding_name(v) {
                 return err(
                     line,
                     format!("credentials \"{}\" is not a secret name; name the Worker secret (letters, digits, '_'), like \"DOCKERHUB_CREDENTIALS\"", v),

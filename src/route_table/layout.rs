@@ -5,15 +5,16 @@
 //! table and a planner of different formats refuse each other.
 //!
 //! ```text
-//! header (18 bytes, numbers little endian)
+//! header (20 bytes, numbers little endian)
 //!   0  MAGIC         "EMT" and the format version
 //!   4  RECORDS_END   u16  where each section ends (the next begins):
-//!   6  HOSTS_END     u16  the sections follow the header in this order,
-//!   8  ALLOW_END     u16  and the pool runs to the end of the table
+//!   6  HOSTS_END     u16  the sections follow the header in this order
+//!   8  ALLOW_END     u16
 //!  10  FALLBACK_END  u16
 //!  12  DEFAULT       u16  the default route's position, NO_DEFAULT for none
 //!  14  DOMAIN        str  `{domain}`
 //!  17  FLAGS         PAGE | LOG | LOG_CLIENT
+//!  18  POOL_END      u16  where the pool ends and the policy begins
 //! then:
 //!   records   37 bytes each: twelve strs or ranges (name, hosts, prefix,
 //!             registry, upstream, realm, service, repository,
@@ -24,6 +25,9 @@
 //!   allow     3 bytes each: a str
 //!   fallback  1 byte each: a route's position
 //!   pool      the text, ASCII
+//!   policy    to the end of the table: who may use the mirror, as JSON
+//!             (`admission.rs`), for the entry; empty when the table
+//!             admits everyone. The planner does not read it.
 //! ```
 //!
 //! Ends rather than counts, so that the planner finds each section with
@@ -34,9 +38,9 @@
 //! entries. Length 0 is "not set". The whole table is at most [`MAX`] bytes,
 //! the planner's buffer.
 
-/// "EMT" and format version 2 (1 had no `search`).
-pub const MAGIC: [u8; 4] = *b"EMT\x02";
-pub const HEADER: usize = 18;
+/// "EMT" and format version 3 (1 had no `search`, 2 no policy).
+pub const MAGIC: [u8; 4] = *b"EMT\x03";
+pub const HEADER: usize = 20;
 pub const RECORD: usize = 37;
 pub const HOST: usize = 4;
 pub const ALLOW: usize = 3;

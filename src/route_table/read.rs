@@ -61,7 +61,16 @@ const ROUTE_KEYS: &[Key] = &[
 ];
 
 /// The keys above the first `[routes.NAME]`, besides `routes` itself.
-const TOP_KEYS: &[Key] = &[Key::string("domain"), Key::flag("page"), Key::flag("log"), Key::flag("log_client")];
+const TOP_KEYS: &[Key] = &[
+    Key::string("domain"),
+    Key::flag("page"),
+    Key::flag("log"),
+    Key::flag("log_client"),
+    Key::string("access"),
+    Key::list("clients", "an array of addresses, ranges or countries, like [\"203.0.113.0/24\", \"2001:db8::/32\", \"country:DE\"]"),
+    Key::list("deny_agents", "an array of User-Agent substrings, like [\"netcraft\"] ([] denies none)"),
+    Key::string("rate_limit"),
+];
 
 fn names(keys: &[Key]) -> String {
     keys.iter().map(|k| k.name).collect::<Vec<_>>().join(", ")
@@ -127,6 +136,13 @@ pub(crate) struct Top {
     pub log: bool,
     pub log_client: bool,
     pub log_client_line: usize,
+    /// `access`, `rate_limit`: not yet checked, with their lines.
+    pub access: Option<(String, usize)>,
+    pub rate_limit: Option<(String, usize)>,
+    /// `clients` with its line, when set.
+    pub clients: Option<(Vec<(String, usize)>, usize)>,
+    /// `deny_agents`, when set (else the default list).
+    pub deny_agents: Option<Vec<(String, usize)>>,
 }
 type Item<'a> = (&'a Spanned<DeString<'a>>, &'a Spanned<DeValue<'a>>);
 
@@ -263,6 +279,10 @@ pub(crate) fn read(src: &str) -> Result<(Top, Vec<RawRoute>), TableError> {
         log: top.flag("log").unwrap_or(false),
         log_client: top.flag("log_client").unwrap_or(false),
         log_client_line: top.line("log_client").unwrap_or(1),
+        access: top.str("access").map(|(v, line)| (v.to_string(), line)),
+        rate_limit: top.str("rate_limit").map(|(v, line)| (v.to_string(), line)),
+        clients: top.line("clients").map(|line| (top.list("clients").to_vec(), line)),
+        deny_agents: top.line("deny_agents").map(|_| top.list("deny_agents").to_vec()),
     };
     let mut out = Vec::new();
     let (k, v) = match routes {

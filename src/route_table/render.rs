@@ -139,11 +139,14 @@ pub fn render(table: &Table) -> Result<Vec<u8>, TableError> {
     out.extend(pool.str(domain.unwrap_or("")));
     let flags = [(table.page, layout::PAGE), (table.log, layout::LOG), (table.log_client, layout::LOG_CLIENT)];
     out.push(flags.iter().filter(|(on, _)| *on).fold(0, |f, (_, bit)| f | bit));
+    end += pool.text.len();
+    out.extend((end.min(usize::from(u16::MAX)) as u16).to_le_bytes());
     for part in [&records, &hosts, &allow, &fallback] {
         out.extend(part.iter());
     }
     out.extend(pool.text.as_bytes());
-    if out.len() > layout::MAX || routes.len() > usize::from(u16::MAX - 1) {
+    out.extend(super::admission::policy_json(&table.admission).as_bytes());
+    if out.len() > layout::MAX || end > usize::from(u16::MAX) || routes.len() > usize::from(u16::MAX - 1) {
         return err(
             1,
             format!(
