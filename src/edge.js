@@ -12,11 +12,14 @@
 // that answered). A request the planner answers locally is answered without
 // a promise. Actions for inputs that repeat are remembered (the memo
 // below), so a repeated request skips the wasm call; the planner is pure,
-// so that changes no answer. Nothing here looks at a path, a host, a scope
-// or a challenge; it holds data only: the request headers passed upstream,
-// the response headers dropped, and the table of error messages (generated
-// from src/messages.rs), from which it writes the OCI error bodies the
-// planner names by number.
+// so that changes no answer. Nothing here looks at a host or a challenge,
+// nor at a path or a scope but to admit the request (below: the table's
+// agents, clients, access keys and rate limit, src/admission.js); it holds
+// data only: the request headers passed upstream, the response headers
+// dropped, and the table of error messages (generated from
+// src/messages.rs), from which it writes the OCI error bodies the planner
+// names by number. Every answer carries X-Robots-Tag: noindex, nofollow,
+// and /robots.txt disallows everything, whatever the table says.
 //
 // The route table is data the deploy build wrote beside this module
 // (table.bin, from routes.toml; page.html, the browser page): it is copied
@@ -25,7 +28,9 @@
 import module from "./index_bg.wasm";
 import TABLE from "./table.bin";
 import PAGE from "./page.html";
-import MESSAGES from "messages";
+import MESSAGES, { AGENT_DENIED, CLIENT_DENIED, KEY_MISSING, KEY_PING, KEYS_UNSET, MIRROR_LIMIT } from "messages";
+import { allowedClient, deniedAgent, holdsKey, keysOf, policyOf, pulls, rateKey, unkeyParams, unlock, withKey }
+  from "./admission.js";
 import { tokenOf } from "./token_answer.js";
 
 // Request headers passed upstream (an allow-list: cookies, cf-*,
@@ -85,6 +90,10 @@ start();
 // entry adds what it saw and writes the line.
 const LOGS = wasm.logs() !== 0;
 const CLIENT = wasm.client_address() !== 0;
+// Who may use the mirror (the table's policy, after its string pool; null
+// when it admits everyone and denies no agent).
+const POLICY = policyOf(new Uint8Array(TABLE));
+const ROBOTS = { "x-robots-tag": "noindex, nofollow" };
 
 // The last action: its bytes (the I/O buffer, or the memo's copy of its
 // first four), read synchronously right after the call that made it,
@@ -278,36 +287,28 @@ function oci(m, subject, theirs) {
   return t.startsWith('{"errors":[') && t.endsWith("}") ? head + "null}," + t.slice(11) : head + JSON.stringify(t) + "}]}";
 }
 
-// The upstream's response for the client. `location`, `error` (the
-// mirror's message number, 255 for none, with `subject`, in front of the
-// upstream's errors from `theirs`, its body as read) and `challenges` (one
-// per line) replace the upstream's when given; `source` names the fallback
-// that answered.
-function relay(r, location, error, subject, source, challenges, theirs) {
-  let dirty = location !== "" || error !== 255 || source !== "" || challenges !== "";
-  if (!dirty) {
-    for (const name of DROPPED) {
-      if (r.headers.has(name)) {
-        dirty = true;
-        break;
-      }
-    }
-    if (!dirty) return r;
-  }
+// The upstream's response for the client, with X-Robots-Tag. `location`,
+// `error` (the mirror's message number, 255 for none, with `subject`, in
+// front of the upstream's errors from `theirs`, its body as read) and
+// `challenges` (one per line) replace the upstream's when given; `source`
+// names the fallback that answered. `kx`: the request's key, which the
+// mirror's own URLs among them carry.
+function relay(r, location, error, subject, source, challenges, theirs, kx) {
   const json = error !== 255 ? oci(error, subject, theirs) : "";
   const out = new Response(json !== "" ? json : r.body, r);
   const h = out.headers;
   for (const name of DROPPED) h.delete(name);
+  h.set("x-robots-tag", "noindex, nofollow");
   if (json !== "") {
     h.delete("content-length");
     h.delete("content-encoding");
     h.set("content-type", "application/json");
   }
-  if (location !== "") h.set("location", location);
+  if (location !== "") h.set("location", kx === null ? location : withKey(location, kx.origin, kx.key));
   if (source !== "") h.set("x-mirror-source", source);
   if (challenges !== "") {
     // The first replaces the upstream's; any others follow it.
-    const list = challenges.split("\n");
+    const list = (kx === null ? challenges : withKey(challenges, kx.origin, kx.key)).split("\n");
     for (let i = 0; i < list.length; i++) h[i ? "append" : "set"]("www-authenticate", list[i]);
     h.set("docker-distribution-api-version", "registry/2.0");
   }
@@ -317,66 +318,171 @@ function relay(r, location, error, subject, source, challenges, theirs) {
 // One JSON line for the Workers log: what the planner said the request was
 // about (`about`: the route's name, the kind of request, the fallback that
 // answered or "", and the repository, tab-separated, the repository last and
-// as it is), the status the client
-// gets, the last upstream exchange (its status, 0 when the fetch failed, or
-// none), and the client's address when the table asks for it.
-function log(about, status, upStatus, redirected, ms, h) {
+// as it is), the status the client gets, the last upstream exchange (its
+// status, 0 when the fetch failed, or none), which key the request carried
+// (its position in the secret; never the key), why the entry refused it
+// (`refused`), and the client's address when the table asks for it.
+function log(about, status, upStatus, redirected, ms, h, kx, refused) {
   const f = about.split("\t", 3);
   let line = '{"route":' + JSON.stringify(f[0]) + ',"kind":"' + f[1] + '","repository":' +
     JSON.stringify(about.slice(f[0].length + f[1].length + f[2].length + 3)) +
     (f[2] !== "" ? ',"source":"' + f[2] + '"' : "") + ',"status":' + status + (upStatus < 0 ? ',"upstream":null'
     : ',"upstream":' + upStatus + ',"redirected":' + redirected + ',"ms":' + ms);
+  if (kx !== null) line += ',"key":' + kx.n;
+  if (refused !== "") line += ',"refused":"' + refused + '"';
   if (CLIENT) line += ',"client":' + JSON.stringify(h.get("cf-connecting-ip") || "");
   console.log(line + "}");
 }
 
-
 // A local answer (the planner's A or P action) as a Response; undefined for
 // any other action. The log line, when the table logs, with the last
 // upstream exchange (`upStatus` -1: none).
-function answer(op, h, upStatus, redirected, ms) {
+function answer(op, h, upStatus, redirected, ms, kx) {
   // The actions (src/wire.rs): the first byte of the planner's answer.
   const ANSWER = 65; // A: a local answer
   const PAGE_ANSWER = 80; // P: the browser page
   if (op === ANSWER) {
     const m = act[1];
-    const headers = { "content-type": "application/json", "docker-distribution-api-version": "registry/2.0" };
+    const headers = { "content-type": "application/json", "docker-distribution-api-version": "registry/2.0",
+      "x-robots-tag": "noindex, nofollow" };
     const challenge = text(0), allow = text(1), probe = text(2);
-    if (challenge !== "") headers["www-authenticate"] = challenge;
+    if (challenge !== "") headers["www-authenticate"] = kx === null ? challenge : withKey(challenge, kx.origin, kx.key);
     if (allow !== "") headers["allow"] = allow;
     if (probe !== "") headers["x-wasm-memory-pages"] = probe;
     const status = MESSAGES[m][0];
-    if (LOGS) log(text(3), status, upStatus, redirected, ms, h);
+    if (LOGS) log(text(3), status, upStatus, redirected, ms, h, kx, "");
     return new Response(oci(m, text(4), undefined), { status, headers });
   }
   if (op === PAGE_ANSWER) {
-    if (LOGS) log(text(0), 200, upStatus, redirected, ms, h);
-    return new Response(PAGE, { headers: { "content-type": "text/html; charset=utf-8" } });
+    if (LOGS) log(text(0), 200, upStatus, redirected, ms, h, kx, "");
+    return new Response(kx === null ? PAGE : PAGE.split("{KEY}").join(kx.key),
+      { headers: { "content-type": "text/html; charset=utf-8", "x-robots-tag": "noindex, nofollow" } });
   }
   return undefined;
+}
+
+// The entry's own answer (a refusal, or the misconfigured keys' 503):
+// message `m` naming `subject`, with `headers`; logged with why.
+function refuse(m, subject, h, refused, headers) {
+  const status = MESSAGES[m][0];
+  if (LOGS) log("\t\t\t", status, -1, false, 0, h, null, refused);
+  return new Response(oci(m, subject, undefined), {
+    status,
+    headers: { "content-type": "application/json", "x-robots-tag": "noindex, nofollow", ...headers },
+  });
 }
 
 export default {
   // Not async: a request the planner answers locally (the ping's 401, an
   // error) gets its Response at once, without a promise; the others go on
-  // in `proceed`.
+  // in `proceed`. A table with a policy admits the request first.
   fetch(request, env) {
-    const h = request.headers;
-    const authorization = h.get("authorization");
-    const accept = h.get("accept");
-    const flags = (authorization !== null ? 1 : 0) | (accept !== null && accept.includes("text/html") ? 2 : 0);
-    const m = request.method;
-    const method = m === "GET" ? 0 : m === "HEAD" ? 1 : m === "POST" ? 2 : 3;
-    const url = request.url;
-    const op = call(flags, method, url, 0, 0, "", "", "", "", "", "", true);
-    return answer(op, h, -1, false, 0) || proceed(request, env, h, authorization, accept, flags, method, url, op);
+    return POLICY === null ? serve(request, env, request.url, null, undefined) : admit(request, env);
   },
 };
+
+// Where a URL's path starts.
+function pathAt(url) {
+  return url.indexOf("/", url.indexOf("//") + 2);
+}
+
+function robotsPath(url) {
+  const p = pathAt(url);
+  return url.startsWith("/robots.txt", p) && (url.length === p + 11 || url.charCodeAt(p + 11) === 63);
+}
+
+// The table's policy, in order: a denied agent gets its 403 before
+// anything else; then a client outside the allow list its 403; robots.txt
+// is everyone's; then the access key (cut out of the URL, or the same 404
+// for every path: a 401 for /v2/, whose challenge clients need before they
+// ask for a name with the key in it); then the rate limit, for manifests
+// and blobs. `kx` carries the key to the answers (the mirror's own URLs
+// in them get it back) and its number to the log line.
+function admit(request, env) {
+  const P = POLICY;
+  const h = request.headers;
+  if (P.agents !== undefined && deniedAgent(P.agents, h.get("user-agent"))) return refuse(AGENT_DENIED, "", h, "agent", {});
+  if (P.clients !== undefined) {
+    const ip = h.get("cf-connecting-ip");
+    const country = request.cf ? request.cf.country : undefined;
+    if (!allowedClient(P, ip, country)) {
+      return refuse(CLIENT_DENIED, (ip || "no address") + ", country " + (country || "unknown"), h, "client", {});
+    }
+  }
+  let url = request.url;
+  let kx = null;
+  if (P.access !== undefined && !robotsPath(url)) {
+    const keys = keysOf(env[P.access]);
+    if (keys === null) return refuse(KEYS_UNSET, P.access, h, "", {});
+    const u = unlock(keys, url);
+    const p = pathAt(url);
+    const origin = url.slice(0, p);
+    const post = request.method === "POST";
+    if (u === null) {
+      if (post && (url.startsWith("/token?", p) || url.startsWith("/token/", p))) return formKey(request, env, keys, url, null);
+      const path = url.slice(p).split("?", 1)[0];
+      return path === "/v2/" || path === "/v2"
+        ? refuse(KEY_PING, "", h, "key", { "www-authenticate": 'Bearer realm="' + origin + '/token"',
+          "docker-distribution-api-version": "registry/2.0" })
+        : refuse(KEY_MISSING, "", h, "key", {});
+    }
+    url = u.url;
+    kx = { n: u.n, key: u.key, origin };
+    if (post) return formKey(request, env, keys, url, kx);
+  }
+  if (P.rate !== undefined && pulls(url)) {
+    const limiter = env[P.rate];
+    if (limiter && typeof limiter.limit === "function") return limited(request, env, url, kx, limiter);
+    if (!unbound) {
+      unbound = true;
+      console.warn(`rate_limit names ${P.rate}, which wrangler.toml does not bind ([[ratelimits]]): no client is counted`);
+    }
+  }
+  return serve(request, env, url, kx, undefined);
+}
+let unbound = false;
+
+// A POST to the token endpoint on a mirror with keys: its form read first,
+// the key cut out of its scopes (where a client whose realm had none puts
+// it), and nothing passed on that still holds one.
+async function formKey(request, env, keys, url, kx) {
+  const got = { n: 0, key: "" };
+  const form = unkeyParams(keys, await readBody(request, 16 * 1024), got);
+  if (kx === null && got.n !== 0) kx = { n: got.n, key: got.key, origin: url.slice(0, pathAt(url)) };
+  if (kx === null || holdsKey(keys, form)) return refuse(KEY_MISSING, "", request.headers, "key", {});
+  return serve(request, env, url, kx, form);
+}
+
+// Manifests and blobs against the rate limit binding, by client address
+// (an IPv6 client by its /64): over it, the mirror's own 429.
+async function limited(request, env, url, kx, limiter) {
+  const h = request.headers;
+  const { success } = await limiter.limit({ key: rateKey(h.get("cf-connecting-ip")) });
+  if (!success) return refuse(MIRROR_LIMIT, "", h, "rate", { "retry-after": "60" });
+  return serve(request, env, url, kx, undefined);
+}
+
+// The request, admitted, to the planner: `url` without the key, `form` the
+// token form already read (undefined: read when the planner asks).
+function serve(request, env, url, kx, form) {
+  const h = request.headers;
+  if (robotsPath(url)) {
+    if (LOGS) log("\trobots\t\t", 200, -1, false, 0, h, kx, "");
+    return new Response("User-agent: *\nDisallow: /\n", { headers: { "content-type": "text/plain; charset=utf-8", ...ROBOTS } });
+  }
+  const authorization = h.get("authorization");
+  const accept = h.get("accept");
+  const flags = (authorization !== null ? 1 : 0) | (accept !== null && accept.includes("text/html") ? 2 : 0);
+  const m = request.method;
+  const method = m === "GET" ? 0 : m === "HEAD" ? 1 : m === "POST" ? 2 : 3;
+  const op = call(flags, method, url, 0, 0, "", "", "", "", "", "", true);
+  return answer(op, h, -1, false, 0, kx) || proceed(request, env, h, authorization, accept, flags, method, url, op, kx, form);
+}
 
 // The rest of a request after its first action: read the body or a secret,
 // fetch, relay, until an action ends it. Each action is read right after
 // the call that made it, before anything is awaited.
-async function proceed(request, env, h, authorization, accept, flags, method, url, op) {
+async function proceed(request, env, h, authorization, accept, flags, method, url, op, kx, form) {
   // The other actions (the local ones are `answer`'s).
   const BODY = 66; // B: read the request body, call again
   const SECRET = 69; // E: read a Worker secret, call again
@@ -410,11 +516,11 @@ async function proceed(request, env, h, authorization, accept, flags, method, ur
   // headers.
   let upStatus = -1, redirected = false, ms = 0;
   for (;;) {
-    const local = answer(op, h, upStatus, redirected, ms);
+    const local = answer(op, h, upStatus, redirected, ms, kx);
     if (local !== undefined) return local;
     if (op === BODY || op === SECRET) {
       if (op === BODY) {
-        body = await readBody(request, act[2] | act[3] << 8);
+        body = form !== undefined ? form : await readBody(request, act[2] | act[3] << 8);
         flags |= 4;
       } else {
         const v = env[text(0)];
@@ -426,8 +532,8 @@ async function proceed(request, env, h, authorization, accept, flags, method, ur
     }
     if (op === RELAY || op === HELD) {
       const r = op === HELD ? held : up;
-      if (LOGS) log(text(1), r.status, upStatus, redirected, ms, h);
-      return relay(r, text(0), act[1], text(2), text(3), text(4), op === HELD ? heldText : upText);
+      if (LOGS) log(text(1), r.status, upStatus, redirected, ms, h, kx, "");
+      return relay(r, text(0), act[1], text(2), text(3), text(4), op === HELD ? heldText : upText, kx);
     }
     // F: fetch
     const bits = act[2] | act[3] << 8;
@@ -489,7 +595,7 @@ async function proceed(request, env, h, authorization, accept, flags, method, ur
       op = call(flags, method, url, phase, s, trail, challenge, third, "", sent, body, sent === "" && !(flags & 4));
       continue;
     }
-    if (LOGS) log(about, s, upStatus, redirected, ms, h);
-    return relay(up, "", 255, "", source, "", undefined);
+    if (LOGS) log(about, s, upStatus, redirected, ms, h, kx, "");
+    return relay(up, "", 255, "", source, "", undefined, kx);
   }
 }

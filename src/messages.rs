@@ -123,7 +123,34 @@ messages! {
     SearchNone = 404 NameUnknown "this mirror answers docker search only for routes with search = 'https://index.docker.io' in routes.toml; not for this registry",
     /// The entry handed the planner no table, or one of another format.
     TableUnusable = 500 Unavailable "the mirror's route table (table.bin) was not compiled for this worker; rebuild and deploy both together (npx wrangler deploy)",
+    // The entry's own answers, before the planner sees the request
+    // (src/admission.js): build.rs exports their numbers by name.
+    /// A request without a valid key on a mirror with `access`: the same
+    /// for every path, so it says nothing about the routes.
+    KeyMissing = 404 NameUnknown "not found: this mirror is reached with its access key in the URL (HOST/KEY/...)",
+    /// `/v2/` without a key: the challenge clients need before they ask
+    /// for a name that carries one (docker and skopeo ping the bare host).
+    KeyPing = 401 Unauthorized "authentication required: this mirror is reached with its access key in the URL (HOST/KEY/...)",
+    /// The `access` secret is not set, or holds something that is not keys.
+    KeysUnset = 503 Unavailable "the mirror's access keys secret is not set or not keys: comma-separated, each 16 or more letters, digits, '-' or '_'; set it with wrangler secret put",
+    /// A `User-Agent` on the table's `deny_agents` list.
+    AgentDenied = 403 Denied "this mirror does not serve this User-Agent",
+    /// A client outside the table's `clients` list (its address and country
+    /// follow).
+    ClientDenied = 403 Denied "this mirror serves only the addresses and countries its clients list allows; not this client",
+    /// Over the table's `rate_limit` binding (with Retry-After).
+    MirrorLimit = 429 TooManyRequests "this mirror's own request limit for your address was reached (its rate_limit, not the registry's); retry after Retry-After",
 }
+
+/// The entry's own answers, exported by name to `messages.js` (build.rs).
+pub const ENTRY: &[(&str, Msg)] = &[
+    ("KEY_MISSING", Msg::KeyMissing),
+    ("KEY_PING", Msg::KeyPing),
+    ("KEYS_UNSET", Msg::KeysUnset),
+    ("AGENT_DENIED", Msg::AgentDenied),
+    ("CLIENT_DENIED", Msg::ClientDenied),
+    ("MIRROR_LIMIT", Msg::MirrorLimit),
+];
 
 impl Msg {
     /// The message of this number, as [`Msg`]'s `as u8` gives it.

@@ -204,6 +204,9 @@ pub fn policy_json(a: &Admission) -> String {
         .iter()
         .filter_map(|c| match c {
             Client::V4(v, n) => Some(quote(&format!("4:{}", bits(u128::from(*v), 32, *n)))),
+            // An IPv4-mapped range (within ::ffff:0:0/96) is an IPv4 one:
+            // the entry reads a mapped client address as IPv4.
+            Client::V6(v, n) if *n >= 96 && v >> 32 == 0xffff => Some(quote(&format!("4:{}", bits(*v & 0xffff_ffff, 32, n - 96)))),
             Client::V6(v, n) => Some(quote(&format!("6:{}", bits(*v, 128, *n)))),
             Client::Country(_) => None,
         })

@@ -1,0 +1,222 @@
+// The entry's admission (src/admission.js), table-driven: agents, client
+// addresses and ranges, keys in every place a client puts one, and the
+// mirror's own URLs given the key back. Run by scripts/test.sh
+// (node --test tests/entry/).
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import {
+  addressBits, allowedClient, deniedAgent, holdsKey, keysOf, policyOf, pulls, rateKey, unkeyParams, unlock, whichKey,
+  withKey,
+} from "../../src/admission.js";
+
+const K1 = "k1-AAAAAAAAAAAAAAAAAAAA";
+const K2 = "k2_BBBBBBBBBBBBBBBBBBBB";
+const KEYS = [K1, K2];
+const H = "https://m.example";
+
+test("agents: case-insensitive substrings", () => {
+  const agents = ["netcraft", "censysinspect", "my scanner/1"];
+  for (const [ua, want] of [
+    ["Mozilla/5.0 (compatible; NetcraftSurveyAgent/1.0; +info@netcraft.com)", true],
+    ["Mozilla/5.0 (compatible; CensysInspect/1.1; +https://about.censys.io/)", true],
+    ["My Scanner/1.2", true],
+    ["docker/20.10.24 go/go1.19.8 git-commit/5d6db84 kernel/6.1 os/linux arch/amd64", false],
+    ["containerd/v1.6.20", false],
+    ["skopeo/1.13.3", false],
+    ["", false],
+    [null, false],
+  ]) {
+    assert.equal(deniedAgent(agents, ua), want, String(ua));
+  }
+  assert.equal(deniedAgent([], "NetcraftSurveyAgent"), false);
+});
+
+test("addresses as family and bits", () => {
+  const b4 = (a, b, c, d) => "4:" + [a, b, c, d].map((x) => x.toString(2).padStart(8, "0")).join("");
+  for (const [ip, want] of [
+    ["203.0.113.9", b4(203, 0, 113, 9)],
+    ["0.0.0.0", b4(0, 0, 0, 0)],
+    ["255.255.255.255", b4(255, 255, 255, 255)],
+    ["::ffff:203.0.113.9", b4(203, 0, 113, 9)],
+    ["::ffff:cb00:7109", b4(203, 0, 113, 9)],
+    ["2001:db8::1", "6:" + "0010000000000001" + "0000110110111000" + "0".repeat(95) + "1"],
+    ["::", "6:" + "0".repeat(128)],
+    ["::1", "6:" + "0".repeat(127) + "1"],
+    ["1::", "6:" + "0".repeat(15) + "1" + "0".repeat(112)],
+    ["2001:DB8:0:0:0:0:0:1", "6:" + "0010000000000001" + "0000110110111000" + "0".repeat(95) + "1"],
+    ["64:ff9b::203.0.113.9", "6:" + "0000000001100100" + "1111111110011011" + "0".repeat(64) + b4(203, 0, 113, 9).slice(2)],
+    // Not addresses.
+    ["", ""],
+    [null, ""],
+    ["203.0.113", ""],
+    ["203.0.113.256", ""],
+    ["203.0.113.09", ""],
+    ["203.0.113.9.1", ""],
+    ["2001:db8::1::2", ""],
+    ["2001:db8:0:0:0:0:0:0:1", ""],
+    ["1:2:3:4:5:6:7::8", ""],
+    ["12345::", ""],
+    ["fe80::1%eth0", ""],
+    ["[2001:db8::1]", ""],
+    [":1::", ""],
+    ["::ffff:1.2.3", ""],
+    ["x".repeat(50), ""],
+  ]) {
+    assert.equal(addressBits(ip), want, String(ip));
+  }
+});
+
+test("clients: in and out by IPv4, IPv6 and country", () => {
+  // What the compiler writes for ["203.0.113.0/24", "2001:db8::/32",
+  // "country:CN"] (tests/route_table.rs checks that side).
+  const policy = { clients: ["4:110010110000000001110001", "6:00100000000000010000110110111000"], countries: ["CN"] };
+  for (const [ip, country, want] of [
+    ["203.0.113.1", "DE", true],
+    ["203.0.113.255", undefined, true],
+    ["203.0.114.1", "DE", false],
+    ["::ffff:203.0.113.7", "DE", true],
+    ["2001:db8:1::5", "DE", true],
+    ["2001:db9::5", "DE", false],
+    ["198.51.100.1", "CN", true],
+    ["198.51.100.1", "cn", true],
+    [null, "CN", true],
+    [null, "DE", false],
+    ["not an address", undefined, false],
+    ["", "", false],
+  ]) {
+    assert.equal(allowedClient(policy, ip, country), want, `${ip} ${country}`);
+  }
+  assert.equal(allowedClient({ clients: ["4:"], countries: [] }, "1.2.3.4", undefined), true);
+  assert.equal(allowedClient({ clients: ["4:"], countries: [] }, "::1", undefined), false);
+});
+
+test("rate limit keys: an address, an IPv6 client by its /64", () => {
+  assert.equal(rateKey("203.0.113.9"), addressBits("203.0.113.9"));
+  assert.equal(rateKey("2001:db8:1:2:aaaa::1"), rateKey("2001:db8:1:2:bbbb::2"));
+  assert.notEqual(rateKey("2001:db8:1:2::1"), rateKey("2001:db8:1:3::1"));
+  assert.equal(rateKey("2001:db8:1:2::1").length, 66);
+  assert.equal(rateKey(null), "");
+});
+
+test("keys: the secret's value", () => {
+  for (const [v, want] of [
+    [K1, [K1]],
+    [`${K1},${K2}`, [K1, K2]],
+    [` ${K1} , ${K2} `, [K1, K2]],
+    ["short-key", null],
+    [`${K1},`, null],
+    [`${K1},has space in it!!`, null],
+    [`${K1};${K2}`, null],
+    ["", null],
+    [undefined, null],
+    [{}, null],
+  ]) {
+    assert.deepEqual(keysOf(v), want, String(v));
+  }
+  assert.equal(whichKey(KEYS, K1), 1);
+  assert.equal(whichKey(KEYS, K2), 2);
+  assert.equal(whichKey(KEYS, K1.slice(0, -1)), 0);
+  assert.equal(whichKey(KEYS, K1 + "A"), 0);
+  assert.equal(whichKey(KEYS, K1.toUpperCase()), 0);
+  assert.equal(whichKey(KEYS, ""), 0);
+});
+
+test("keys: every place a client carries one, cut out", () => {
+  const q = (s) => encodeURIComponent(s);
+  for (const [url, want, n] of [
+    // The first path segment: hosts.toml, registry-mirrors, k3s, the page.
+    [`${H}/${K1}/v2/`, `${H}/v2/`, 1],
+    [`${H}/${K2}/v2/library/busybox/manifests/latest?ns=docker.io`, `${H}/v2/library/busybox/manifests/latest?ns=docker.io`, 2],
+    [`${H}/${K1}/`, `${H}/`, 1],
+    [`${H}/${K1}`, `${H}/`, 1],
+    [`${H}/${K1}/token/docker.io?scope=repository:busybox:pull`, `${H}/token/docker.io?scope=repository:busybox:pull`, 1],
+    // The first component of the name: a reference, registries.conf.
+    [`${H}/v2/${K1}/busybox/manifests/latest`, `${H}/v2/busybox/manifests/latest`, 1],
+    [`${H}/v2/${K1}/ghcr.io/owner/app/blobs/sha256:ab`, `${H}/v2/ghcr.io/owner/app/blobs/sha256:ab`, 1],
+    // Token scopes, as the ping's realm (no key) leads a client to ask.
+    [`${H}/token?scope=repository%3A${K1}%2Fbusybox%3Apull&service=x`, `${H}/token?scope=${q("repository:busybox:pull")}&service=x`, 1],
+    [`${H}/token?scope=repository:${K2}/a:pull&scope=repository:${K2}/b:pull`, `${H}/token?scope=${q("repository:a:pull")}&scope=${q("repository:b:pull")}`, 2],
+    [`${H}/token?scope=repository:${K1}/a:pull+repository:${K1}/b:pull,push`, `${H}/token?scope=${q("repository:a:pull repository:b:pull,push")}`, 1],
+    [`${H}/token?scope=repository(plugin):${K1}/a:pull`, `${H}/token?scope=${q("repository(plugin):a:pull")}`, 1],
+    // Both at once (a realm with the key and a name with it): both cut.
+    [`${H}/${K1}/token?scope=repository:${K1}/busybox:pull`, `${H}/token?scope=${q("repository:busybox:pull")}`, 1],
+    [`${H}/${K1}/v2/${K1}/busybox/manifests/1`, `${H}/v2/busybox/manifests/1`, 1],
+    // docker search HOST/KEY/term.
+    [`${H}/v1/search?q=${K1}%2Fbusybox&n=25`, `${H}/v1/search?q=busybox&n=25`, 1],
+  ]) {
+    assert.deepEqual(unlock(KEYS, url), { url: want, n, key: n === 1 ? K1 : K2 }, url);
+  }
+});
+
+test("keys: no key, a wrong one, or one left over is refused", () => {
+  for (const url of [
+    `${H}/`,
+    `${H}/v2/`,
+    `${H}/v2/library/busybox/manifests/latest`,
+    `${H}/token?scope=repository:busybox:pull`,
+    `${H}/token?account=alice&service=x`,
+    `${H}/robots.txt`,
+    // Wrong: one character off, a prefix, another case.
+    `${H}/${K1.slice(0, -1)}B/v2/`,
+    `${H}/${K1.slice(0, -1)}/v2/`,
+    `${H}/${K1.toLowerCase()}/v2/`,
+    `${H}/v2/${K1}x/busybox/manifests/1`,
+    // A key where no client puts one stays a key: never passed on.
+    `${H}/${K1}/v2/busybox/manifests/1?x=${K1}`,
+    `${H}/v2/busybox/${K1}/manifests/1`,
+    `${H}/${K1}/v2/library/${K2}/manifests/1`,
+    `${H}/${K1}/token?scope=repository:library/${K1}:pull`,
+    // A key as a whole name, not a component in front of one.
+    `${H}/token?scope=repository:${K1}:pull`,
+  ]) {
+    const u = unlock(KEYS, url);
+    assert.equal(u, null, `${url} -> ${JSON.stringify(u)}`);
+  }
+});
+
+test("keys: forms and leftovers", () => {
+  const got = { n: 0, key: "" };
+  const form = unkeyParams(KEYS, `grant_type=refresh_token&refresh_token=r&service=s&scope=repository%3A${K2}%2Fa%3Apull`, got);
+  assert.equal(form, `grant_type=refresh_token&refresh_token=r&service=s&scope=${encodeURIComponent("repository:a:pull")}`);
+  assert.deepEqual(got, { n: 2, key: K2 });
+  assert.equal(holdsKey(KEYS, form), false);
+  assert.equal(holdsKey(KEYS, `password=${K1}`), true);
+  // Malformed percent-encoding is left for the planner to refuse.
+  assert.equal(unkeyParams(KEYS, "scope=%zz", { n: 0, key: "" }), "scope=%zz");
+});
+
+test("the mirror's own URLs get the key back; others do not", () => {
+  assert.equal(withKey(`Bearer realm="${H}/token/docker.io",service="x",scope="repository:busybox:pull"`, H, K1),
+    `Bearer realm="${H}/${K1}/token/docker.io",service="x",scope="repository:busybox:pull"`);
+  assert.equal(withKey(`${H}/v2/busybox/blobs/sha256:ab`, H, K1), `${H}/${K1}/v2/busybox/blobs/sha256:ab`);
+  assert.equal(withKey("https://cdn.example/blob?sig=1", H, K1), "https://cdn.example/blob?sig=1");
+  assert.equal(withKey(`${H}.evil.example/x`, H, K1), `${H}.evil.example/x`);
+  assert.equal(withKey("", H, K1), "");
+});
+
+test("manifests and blobs are what a rate limit counts", () => {
+  for (const [path, want] of [
+    ["/v2/library/busybox/manifests/latest", true],
+    ["/v2/library/busybox/manifests/sha256:ab?ns=docker.io", true],
+    ["/v2/a/b/blobs/sha256:ab", true],
+    ["/v2/", false],
+    ["/v2/busybox/tags/list", false],
+    ["/token?scope=repository:x/manifests/y:pull", false],
+    ["/", false],
+  ]) {
+    assert.equal(pulls(H + path), want, path);
+  }
+});
+
+test("the policy after the table's pool", () => {
+  const json = '{"access":"K","agents":["netcraft"]}';
+  const pool = "https://a.example";
+  const head = new Uint8Array(20);
+  const at = 20 + pool.length;
+  head[18] = at & 255;
+  head[19] = at >> 8;
+  const bytes = new Uint8Array([...head, ...new TextEncoder().encode(pool + json)]);
+  assert.deepEqual(policyOf(bytes), { access: "K", agents: ["netcraft"] });
+  assert.equal(policyOf(bytes.subarray(0, at)), null);
+  assert.equal(policyOf(new Uint8Array(4)), null);
+});
