@@ -362,10 +362,11 @@ function answer(op, h, upStatus, redirected, ms, kx) {
 }
 
 // The entry's own answer (a refusal, or the misconfigured keys' 503):
-// message `m` naming `subject`, with `headers`; logged with why.
-function refuse(m, subject, h, refused, headers) {
+// message `m` naming `subject`, with `headers`; logged with why (and the
+// key, when the request carried one).
+function refuse(m, subject, h, refused, headers, kx = null) {
   const status = MESSAGES[m][0];
-  if (LOGS) log("\t\t\t", status, -1, false, 0, h, null, refused);
+  if (LOGS) log("\t\t\t", status, -1, false, 0, h, kx, refused);
   return new Response(oci(m, subject, undefined), {
     status,
     headers: { "content-type": "application/json", "x-robots-tag": "noindex, nofollow", ...headers },
@@ -458,7 +459,7 @@ async function formKey(request, env, keys, url, kx) {
 async function limited(request, env, url, kx, limiter) {
   const h = request.headers;
   const { success } = await limiter.limit({ key: rateKey(h.get("cf-connecting-ip")) });
-  if (!success) return refuse(MIRROR_LIMIT, "", h, "rate", { "retry-after": "60" });
+  if (!success) return refuse(MIRROR_LIMIT, "", h, "rate", { "retry-after": "60" }, kx);
   return serve(request, env, url, kx, undefined);
 }
 

@@ -48,6 +48,11 @@ THROTTLE = "127.0.0.5:15005"
 OPEN_FRONT = "127.0.0.6:15006"
 OPEN_REGISTRY = "127.0.0.1:15010"
 INDEX = "127.0.0.7:15007"
+# The access tests' workers (tests/e2e/test_access.py), each on an address
+# of its own: keys, keys with the secret unset or malformed, client allow
+# lists, and the rate limit under wrangler dev.
+ACCESS_HOSTS = {"keyed.test": "127.0.0.11", "nokeys.test": "127.0.0.12", "clients.test": "127.0.0.13", "rated.test": "127.0.0.14",
+                "badkeys.test": "127.0.0.15"}
 MIRROR_HOSTS = ["mirror.test", "docker.mirror.test", "ghcr.mirror.test", "pass.mirror.test", "down.mirror.test",
                 "private.mirror.test", "unset.mirror.test", "repo.mirror.test",
                 "throttled.mirror.test", "downfb.mirror.test", "openfb.mirror.test", "allthrottled.mirror.test",
@@ -91,6 +96,8 @@ class Stack:
         with open(self.hosts, "w") as f:
             f.write("127.0.0.1 localhost\n::1 localhost\n")
             f.write(f"{MIRROR_IP} {' '.join(MIRROR_HOSTS)}\n")
+            for name, ip in ACCESS_HOSTS.items():
+                f.write(f"{ip} {name}\n")
         self.procs = []
         self.digests = {}
         self.layers = {}
@@ -219,7 +226,7 @@ def build_stack(workdir):
     # shared mirror host (plain http here, so it is also an insecure registry).
     daemon_json = os.path.join(dd, "daemon.json")
     with open(daemon_json, "w") as f:
-        json.dump({"registry-mirrors": ["http://mirror.test"], "insecure-registries": MIRROR_HOSTS}, f)
+        json.dump({"registry-mirrors": ["http://mirror.test"], "insecure-registries": MIRROR_HOSTS + list(ACCESS_HOSTS)}, f)
     dockerd = st.start("dockerd", in_ns(st.hosts, [
         "dockerd", "--config-file", daemon_json, "--data-root", os.path.join(dd, "data"), "--exec-root", os.path.join(dd, "exec"),
         "-H", f"unix://{st.docker_sock}", "--pidfile", os.path.join(dd, "docker.pid"),
@@ -278,12 +285,14 @@ def _headers(block):
 
 
 class Tap:
-    """tshark on the worker's address: what clients sent and received."""
+    """tshark on the worker's address (the main one unless given): what
+    clients sent and received."""
 
-    def __init__(self, workdir):
+    def __init__(self, workdir, ip=MIRROR_IP, port=MIRROR_PORT):
+        self.port = port
         self.pcap = os.path.join(workdir, f"tap-{time.time_ns()}.pcapng")
         self.err = open(self.pcap + ".log", "w")
-        self.p = subprocess.Popen(["tshark", "-i", "lo", "-f", f"host {MIRROR_IP} and tcp port {MIRROR_PORT}", "-w", self.pcap, "-q"],
+        self.p = subprocess.Popen(["tshark", "-i", "lo", "-f", f"host {ip} and tcp port {port}", "-w", self.pcap, "-q"],
                                   stdout=subprocess.DEVNULL, stderr=self.err, start_new_session=True)
         wait_for("tshark", lambda: "Capture started" in open(self.pcap + ".log").read(), 30)
         self.responses, self.requests = [], []
@@ -303,7 +312,7 @@ class Tap:
             parts = line.split("\t")
             if len(parts) < 4 or not parts[3]:
                 continue
-            key = (parts[0], parts[1] == str(MIRROR_PORT))
+            key = (parts[0], parts[1] == str(self.port))
             streams.setdefault(key, {})[int(parts[2])] = bytes.fromhex(parts[3].replace(":", ""))
         for (stream, from_server), segs in streams.items():
             data = b"".join(segs[k] for k in sorted(segs))
