@@ -19,11 +19,12 @@ import hashlib
 import http.client
 import json
 import os
+import pathlib
 import re
 import secrets
 import shutil
 import subprocess
-import time
+import tempfile
 
 import pytest
 
@@ -225,7 +226,8 @@ def test_keys_secret_unset_or_malformed_is_a_clear_503(stack, access):
 # --- with a key: real clients ---
 
 def robots_on_every_answer(tap):
-    tap.stop()
+    if tap.p.poll() is None:
+        tap.stop()
     assert tap.responses
     for status, headers in tap.responses:
         assert ("x-robots-tag", "noindex, nofollow") in headers, (status, headers)
@@ -274,7 +276,8 @@ def test_skopeo_by_reference_and_through_registries_conf(stack, access, tmp_path
         conf = tmp_path / f"registries-{ok}.conf"
         conf.write_text('[[registry]]\nlocation = "docker.io"\n'
                         f'[[registry.mirror]]\nlocation = "{K}/{key}/docker.io"\ninsecure = true\n')
-        r = stack.ns(["skopeo", "--registries-conf", str(conf), "inspect", "docker://docker.io/library/multilayer:1.0"], timeout=120)
+        r = stack.ns(["skopeo", "--registries-conf", str(conf), "inspect", "--no-tags", "docker://docker.io/library/multilayer:1.0"],
+                     timeout=120)
         if ok:
             assert r.returncode == 0, r.stderr
             assert f'"Digest": "{want}"' in r.stdout
@@ -316,7 +319,9 @@ def test_dockerd_registry_mirrors_with_the_key_where_the_engine_takes_a_path(sta
     """Docker Engine 25 and later take a path in a registry-mirrors URL; older
     ones refuse to start with one. This test says which it ran."""
     major, minor, version = engine_version()
-    d = tmp_path / "dockerd"
+    # A short folder: containerd's socket path under --exec-root must fit
+    # a unix socket address (108 bytes).
+    d = pathlib.Path(tempfile.mkdtemp(prefix="dk", dir="/tmp"))
     for sub in ("data", "exec"):
         (d / sub).mkdir(parents=True)
     daemon = d / "daemon.json"
@@ -342,6 +347,7 @@ def test_dockerd_registry_mirrors_with_the_key_where_the_engine_takes_a_path(sta
             assert f"Digest: {stack.digests['library/multilayer:1.0']}" in r.stdout
     finally:
         proc.stop()
+        shutil.rmtree(d, ignore_errors=True)
 
 
 def test_stored_credentials_still_reach_the_token_server(stack, access, tmp_path):
@@ -494,7 +500,10 @@ def test_rate_limit_per_client_under_wrangler_dev(stack, tmp_path):
         # An IPv6 client is counted by its /64.
         assert [get(f"2001:db8:1:2::{i}")[0] == 429 for i in range(1, 5)] == [False, False, False, True]
         assert get("2001:db8:1:3::1")[0] != 429
-        assert '"refused":"rate"' in wr.output() and KEY1 not in wr.output()
+        # The worker's own lines say why, and hold no key (wrangler's access
+        # log, like Cloudflare's request logs, shows the URL as requested).
+        lines = [l for l in wr.output().splitlines() if l.startswith('{"route":')]
+        assert any('"refused":"rate"' in l for l in lines) and not any(KEY1 in l for l in lines), lines
     finally:
         wr.stop()
 
