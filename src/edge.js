@@ -420,8 +420,8 @@ function admit(request, env) {
     const origin = url.slice(0, p);
     const post = request.method === "POST";
     if (u === null) {
-      if (post && (url.startsWith("/token?", p) || url.startsWith("/token/", p))) return formKey(request, env, keys, url, null);
       const path = url.slice(p).split("?", 1)[0];
+      if (post && (path === "/token" || path.startsWith("/token/"))) return formKey(request, env, keys, url, null);
       return path === "/v2/" || path === "/v2"
         ? refuse(KEY_PING, "", h, "key", { "www-authenticate": 'Bearer realm="' + origin + '/token"',
           "docker-distribution-api-version": "registry/2.0" })
@@ -483,7 +483,7 @@ function serve(request, env, url, kx, form) {
 // The rest of a request after its first action: read the body or a secret,
 // fetch, relay, until an action ends it. Each action is read right after
 // the call that made it, before anything is awaited.
-async function proceed(request, env, h, authorization, accept, flags, method, url, op, kx, form) {
+async function proceed(request, env, h, authorization, accept, flags, method, url, op, kx, preread) {
   // The other actions (the local ones are `answer`'s).
   const BODY = 66; // B: read the request body, call again
   const SECRET = 69; // E: read a Worker secret, call again
@@ -521,7 +521,7 @@ async function proceed(request, env, h, authorization, accept, flags, method, ur
     if (local !== undefined) return local;
     if (op === BODY || op === SECRET) {
       if (op === BODY) {
-        body = form !== undefined ? form : await readBody(request, act[2] | act[3] << 8);
+        body = preread !== undefined ? preread : await readBody(request, act[2] | act[3] << 8);
         flags |= 4;
       } else {
         const v = env[text(0)];

@@ -372,6 +372,31 @@ def test_stored_credentials_still_reach_the_token_server(stack, access, tmp_path
     assert alice and all(s == "repository:private/secret:pull" for e in alice for s in e["scopes"]), got["token"]
 
 
+def test_token_forms_with_the_key_in_the_realm_or_in_their_scopes(stack, access):
+    """An OAuth2 token POST (containerd with a password, docker with a
+    refresh token): the key in the realm's path, or in the form's scopes
+    when the client's realm had none; cut out either way."""
+    from urllib.parse import urlencode
+    marks = upstream_marks(stack)
+    base = {"grant_type": "password", "username": "alice", "password": "wonderland", "client_id": "containerd",
+            "service": "test-registry"}
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    for path, scope in ((f"/{KEY1}/token", "repository:private/secret:pull"),
+                        ("/token", f"repository:{KEY2}/private/secret:pull repository:{KEY2}/library/multilayer:pull"),
+                        (f"/{KEY1}/token/docker.io", f"repository:{KEY1}/private/secret:pull")):
+        status, _, body = request(K, path, form, "POST", urlencode(dict(base, scope=scope)))
+        assert status == 200 and json.loads(body)["access_token"], (path, status, body)
+    got = stack.since(marks)["token"]
+    assert len(got) == 3 and all(e["method"] == "POST" for e in got), got
+    assert [sorted(e["scopes"]) for e in got] == [["repository:private/secret:pull"],
+                                                  ["repository:library/multilayer:pull", "repository:private/secret:pull"],
+                                                  ["repository:private/secret:pull"]], got
+    # A key left in the form where no client puts it is never passed on.
+    status, _, _ = request(K, f"/{KEY1}/token", form, "POST", urlencode(dict(base, scope="repository:private/secret:pull", password=KEY1)))
+    assert status == 404
+    assert len(stack.since(marks)["token"]) == 3
+
+
 def test_rotating_keys_needs_no_rebuild(stack, access):
     built = {f: os.path.getmtime(os.path.join(access.dir, "access", f)) for f in ("index.js", "index_bg.wasm", "table.bin")}
     key3 = "canary3-" + secrets.token_hex(12)
