@@ -10,6 +10,10 @@ Contenders (the first is the one judged; ratios are it against each other):
   rust    the worker as shipped (memo of repeated actions on)
   nomemo  the same worker built with EDGE_MEMO=0: every request runs the
           planner in wasm (`--contenders rust,nomemo` is the memo's A/B)
+  access  the worker as shipped with bench/routes.bench-access.toml: access
+          keys and a client allow list; every request carries the key (as
+          the first path segment) and an allowed CF-Connecting-IP, and the
+          comparison of answers takes the key out of the mirror's own URLs
   js      bench/baseline.js: the same mirror job written as a lean JavaScript
           worker would be (same answers, same subrequests)
   floor   bench/floor.js: each kind's inherent work only (constant local
@@ -80,7 +84,9 @@ PULL = {"local-401": 1, "token-get": 1, "manifest-head": 1, "manifest-get": 2, "
 SHAPES = ("repeated", "first-seen")
 
 
-def one(addr, kind):
+def one(addr, kind, key=None):
+    """One request: status, a hash of the body, the compared headers (with
+    `key`, the mirror's own URLs without it, to compare with the others)."""
     method, path, headers, _, body = kind
     host, port = addr.rsplit(":", 1)
     c = http.client.HTTPConnection(host, int(port), timeout=30)
@@ -88,7 +94,7 @@ def one(addr, kind):
     r = c.getresponse()
     data = r.read()
     c.close()
-    got = {k.lower(): v for k, v in r.getheaders() if k.lower() in COMPARED}
+    got = {k.lower(): v if key is None else v.replace(f"/{key}/", "/") for k, v in r.getheaders() if k.lower() in COMPARED}
     return r.status, hashlib.sha256(data).hexdigest()[:16], got
 
 
@@ -105,8 +111,11 @@ def subrequests(up, since):
 
 
 class Contender:
-    def __init__(self, name, addr, kind, build=None, bindings=None):
+    def __init__(self, name, addr, kind, build=None, bindings=None, keyed=None):
         self.name, self.addr, self.kind, self.build, self.bindings = name, addr, kind, build, bindings
+        # The "access" contender: its table has access keys and a client
+        # allow list; its requests carry the key and an allowed address.
+        self.keyed = keyed
 
     def start(self, work):
         return loadlib.Workerd(work, self.kind, self.addr, self.bindings, cpu=WORKER_CPU, build=self.build, name=self.name)
@@ -124,7 +133,7 @@ def same_job(up, names, contenders):
             if c.kind == "seed002":
                 continue
             mark = len(up.access_log())
-            answer = one(c.addr, kind)
+            answer = one(c.addr, specs_for(c, name, up)[0], c.keyed)
             time.sleep(0.05)  # nginx writes its log line after answering
             seen[c.name] = (answer, subrequests(up, mark))
         ra, rs = seen[ref.name]
@@ -163,7 +172,11 @@ def specs_for(c, name, up):
     for seed 002 what a client sends it for that step (possibly none)."""
     if c.kind == "seed002":
         return loadlib.seed002_kinds(up.blob_digest, SEED002_REDIRECTS).get(name, [])
-    return [loadlib.kinds(up.blob_digest)[name]]
+    kind = loadlib.kinds(up.blob_digest)[name]
+    if c.keyed is not None:
+        method, path, headers, status, body = kind
+        return [(method, f"/{c.keyed}{path}", {**headers, "CF-Connecting-IP": "203.0.113.9"}, status, body)]
+    return [kind]
 
 
 def first_answer(addr):
@@ -237,6 +250,14 @@ def contenders_from(spec, a, work):
             else:
                 sys.exit("--no-build uses build/ as it is; it cannot provide the nomemo build")
             out.append(Contender(name, addr, "rust", build))
+        elif name == "access":
+            # The bench table with access keys and a client allow list
+            # (bench/routes.bench-access.toml), the key in every request.
+            if a.no_build:
+                sys.exit("--no-build uses build/ as it is; it cannot provide the access build")
+            build = os.path.join(work, "build-access")
+            loadlib.build_worker(features=a.features or None, routes="bench/routes.bench-access.toml", out=build)
+            out.append(Contender(name, addr, "rust", build, bindings={"MIRROR_KEYS": BENCH_KEY}, keyed=BENCH_KEY))
         elif name == "seed002":
             out.append(Contender(name, addr, "seed002"))
         elif name == "js":
@@ -246,8 +267,15 @@ def contenders_from(spec, a, work):
         elif os.path.isfile(os.path.join(name, "index_bg.wasm")):
             out.append(Contender(os.path.basename(name.rstrip("/")), addr, "rust", name))
         else:
-            sys.exit(f"unknown contender {name!r}: rust, nomemo, js, floor, rung1 to rung4 or a directory with a prebuilt worker")
+            sys.exit(f"unknown contender {name!r}: rust, nomemo, access, js, floor, rung1 to rung4 or a directory with a prebuilt worker")
+    names = [c.name for c in out]
+    if len(set(names)) != len(names):
+        sys.exit(f"contenders need distinct names (a directory's name is its last component): {', '.join(names)}")
     return out
+
+
+# The access contender's key (any of the form: 16 or more of A-Z a-z 0-9 _ -).
+BENCH_KEY = "bench-key-0123456789abcdef"
 
 
 def fmt(us, width=0):
@@ -318,7 +346,7 @@ def main():
     ap.add_argument("--routes", default="bench/routes.bench.toml",
                     help="route table for the Rust build (bench/routes.bench-log.toml: the same with log = true)")
     ap.add_argument("--features", default="", help="cargo features for the Rust build (e.g. wee_alloc)")
-    ap.add_argument("--contenders", default="rust,js,floor", help="comma-separated: rust, nomemo, js, floor, rung1..rung4 or build directories; the first is judged")
+    ap.add_argument("--contenders", default="rust,js,floor", help="comma-separated: rust, nomemo, access, js, floor, rung1..rung4 or build directories; the first is judged")
     ap.add_argument("--shapes", default=",".join(SHAPES), help="comma-separated subset of " + ",".join(SHAPES))
     ap.add_argument("--js-redirects", choices=["runtime", "manual"], default="runtime",
                     help="manual: the baseline follows redirects itself, as the worker once did (measures what runtime following saves)")

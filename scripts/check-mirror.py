@@ -6,6 +6,7 @@ says where it fails and what to change.
     python3 scripts/check-mirror.py https://mirror.example.com ghcr.io/owner/image:tag
     python3 scripts/check-mirror.py --ns ghcr.io https://mirror.example.com owner/image:tag
     echo "$TOKEN" | python3 scripts/check-mirror.py --user me https://mirror.example.com me/private
+    python3 scripts/check-mirror.py --key "$KEY" https://mirror.example.com library/busybox
     python3 scripts/check-mirror.py --cacert .dev/tls/ca.crt https://docker.mirror.example.com:8787 busybox
 
 Steps, each printed with its request, status and time:
@@ -41,6 +42,13 @@ On a failure it prints `FAIL at STEP: what happened` and `fix: ...`, the
 likely cause in words an operator can act on, and exits 1. Exit status 0
 only when the pull would succeed; 2 for a usage error.
 
+On a mirror with access keys, give the key with `--key KEY` or as the URL's
+path (`https://mirror.example.com/KEY`): every request then goes to
+`/KEY/v2/...`, as containerd's hosts.toml sends it, and the output shows the
+key's first characters only. A refusal that is the mirror's own (no or a
+wrong key, the clients list, a denied User-Agent, the mirror's rate limit)
+says so.
+
 `--insecure` allows a plain http URL (for `scripts/dev.sh --http` and test
 registries); `--cacert FILE` trusts a local CA besides the system's (the dev
 server's DEV_DIR/tls/ca.crt, by default .dev/tls/ca.crt).
@@ -71,6 +79,7 @@ INDEX_TYPES = ("application/vnd.oci.image.index.v1+json", "application/vnd.docke
 MANIFEST_TYPES = ("application/vnd.oci.image.manifest.v1+json", "application/vnd.docker.distribution.manifest.v2+json")
 LAYER_RANGE = 64 * 1024
 USER_AGENT = "edge-mirror-check/1 (like docker and containerd)"
+KEY_RE = re.compile(r"[A-Za-z0-9_-]{16,}")
 
 README = "README.md"
 
@@ -192,11 +201,23 @@ class Check:
         if u.scheme == "http" and not a.insecure:
             raise SystemExit(f"check-mirror: {a.url} is plain http; clients use https. "
                              "Add --insecure to check a plain-http server (scripts/dev.sh --http, a test registry)")
-        if u.path not in ("", "/"):
-            raise SystemExit(f"check-mirror: {a.url}: give the mirror without a path (the registry API is at /v2/)")
+        # A mirror with access keys: the key as the URL's path, or --key.
+        key = a.key
+        path = u.path.strip("/")
+        if path:
+            if key is not None or not KEY_RE.fullmatch(path):
+                raise SystemExit(f"check-mirror: {a.url}: give the mirror without a path (the registry API is at /v2/), "
+                                 "or with its access key as the path (https://HOST/KEY)")
+            key = path
+        if key is not None and not KEY_RE.fullmatch(key):
+            raise SystemExit("check-mirror: --key: an access key is 16 or more letters, digits, '-' or '_'")
+        self.key = key
         self.scheme, self.host, self.port = u.scheme, u.hostname, u.port or (443 if u.scheme == "https" else 80)
         self.origin = self.origin_of(f"{u.scheme}://{u.netloc}")
-        self.base = f"{u.scheme}://{u.netloc}"
+        # Every request goes to /KEY/v2/... as containerd's hosts.toml sends
+        # it; the key is shown only by its first characters.
+        self.base = f"{u.scheme}://{u.netloc}" + (f"/{key}" if key else "")
+        self.shown = f"{u.scheme}://{u.netloc}" + (f"/{key[:4]}…" if key else "")
         self.ctx = ssl.create_default_context()
         if a.cacert:
             self.ctx.load_verify_locations(cafile=a.cacert)
@@ -381,6 +402,38 @@ class Check:
                          "(credentials = \"NAME\" and allow = [...], `npx wrangler secret put NAME`; README: "
                          "\"Running a public mirror\")")
 
+        # The mirror's own refusals (its access keys, clients list, agents and
+        # rate limit), made before any registry was asked.
+        own = "; this refusal is the mirror's own, before any registry was asked"
+        if "reached with its access key in the URL" in message:
+            if self.key:
+                raise Failed(step, f"{s}, the mirror does not accept this access key ({self.key[:4]}…)",
+                             "the key is not, or no longer, in the secret that access = \"NAME\" names in routes.toml: "
+                             "compare it with the secret's value (comma-separated keys; `npx wrangler secret put NAME`)" + own)
+            raise Failed(step, f"{s}, the mirror needs an access key",
+                         "this mirror has access = \"NAME\" in routes.toml: give the key with --key KEY or as the URL's "
+                         "path (https://HOST/KEY); clients carry it as README \"Keeping a public mirror yours\" shows" + own)
+        if s == 503 and "access keys secret" in message:
+            raise Failed(step, "503, the mirror's access keys secret is not set or holds something that is not keys",
+                         "set the secret that access = \"NAME\" names in routes.toml: `npx wrangler secret put NAME` with "
+                         "comma-separated keys of 16 or more letters, digits, '-' or '_' (`openssl rand -hex 16`)" + own)
+        if s == 403 and "does not serve this User-Agent" in message:
+            raise Failed(step, f"403, the mirror refuses the User-Agent {USER_AGENT!r}",
+                         "a deny_agents entry in routes.toml matches it (the default list names scanners only): "
+                         "remove the entry, or set deny_agents = [] to turn the list off" + own)
+        if s == 403 and "clients list allows" in message:
+            seen = message.rsplit(": ", 1)[-1]
+            raise Failed(step, f"403, the mirror's clients list does not include this client ({seen})",
+                         "add the client's address range (\"203.0.113.0/24\", \"2001:db8::/32\") or its country "
+                         "(\"country:DE\") to clients = [...] in routes.toml, rebuild and deploy; Cloudflare sees the "
+                         "address in CF-Connecting-IP, which may be a proxy's or NAT's" + own)
+        if s == 429 and "mirror's own request limit" in message:
+            retry = answer.header("retry-after")
+            raise Failed(step, "429, the mirror's own per-client request limit (its rate_limit binding, not the registry's)"
+                         + (f" (Retry-After: {retry} s)" if retry else ""),
+                         "wait for Retry-After; the limit is the [[ratelimits]] binding's simple = { limit, period } in "
+                         "wrangler.toml, counted per client address for manifests and blobs: raise it there" + own)
+
         if s == 429:
             retry = answer.header("retry-after")
             after = f" (Retry-After: {retry} s)" if retry else ""
@@ -480,7 +533,7 @@ class Check:
                       + (f", service {ch['service']}" if "service" in ch else ""))
             if not mine:
                 raise Failed("ping", f"the realm in the /v2/ challenge is {realm}, which does not point at the mirror "
-                                     f"({self.base})",
+                                     f"({self.shown})",
                              "clients would fetch tokens from there directly, around the mirror. Either the URL reaches "
                              "the upstream registry or another mirror, not this worker (check the domain's custom domain "
                              "or DNS record), or something in front of the worker rewrites the Host header (the worker "
@@ -491,7 +544,7 @@ class Check:
             self.diagnose("ping", answer, "GET", path)
         ctype = answer.header("content-type") or "no content type"
         self.line("ping", "GET", path, answer, ms, f"not a registry answer ({ctype})")
-        raise Failed("ping", f"{self.base}/v2/ does not answer as a registry ({answer.status}, {ctype}, "
+        raise Failed("ping", f"{self.shown}/v2/ does not answer as a registry ({answer.status}, {ctype}, "
                              f"no Docker-Distribution-API-Version)",
                      "the URL reaches some other web server: check that the domain is attached to the worker as a custom "
                      "domain (or a route in wrangler.toml) and that it is the mirror's address and port")
@@ -623,9 +676,9 @@ class Check:
                 pw = sys.stdin.readline().rstrip("\r\n")
             self.basic = base64.b64encode(f"{self.a.user}:{pw}".encode()).decode()
         sel = f" (ns={self.ns})" if self.ns else ""
-        self.say(f"check-mirror: pulling {self.name}:{self.ref}{sel} through {self.base}"
+        self.say(f"check-mirror: pulling {self.name}:{self.ref}{sel} through {self.shown}"
                  if not self.ref.startswith("sha256:") else
-                 f"check-mirror: pulling {self.name}@{self.ref}{sel} through {self.base}")
+                 f"check-mirror: pulling {self.name}@{self.ref}{sel} through {self.shown}")
         ch = self.ping()
         if ch is not None:
             if self.basic:
@@ -693,6 +746,7 @@ def main(argv=None):
     ap.add_argument("--platform", default="linux/amd64", metavar="OS/ARCH[/VARIANT]",
                     help="the manifest to pick from an index (default linux/amd64)")
     ap.add_argument("--timeout", type=float, default=30.0, metavar="SECONDS", help="per request (default 30)")
+    ap.add_argument("--key", metavar="KEY", help="the mirror's access key (or give it as the URL's path, https://HOST/KEY)")
     a = ap.parse_args(argv)
     try:
         if a.cacert:

@@ -31,12 +31,26 @@ export function policyOf(table) {
   }
 }
 
-// Whether the User-Agent holds one of the (lower-case) substrings.
-export function deniedAgent(agents, ua) {
-  if (ua === null || ua === "") return false;
-  const s = ua.toLowerCase();
-  for (const a of agents) if (s.includes(a)) return true;
-  return false;
+// The agents as one case-insensitive pattern (a regular expression of the
+// substrings, escaped), made once per isolate: a test per request instead
+// of a lower-casing and a search per substring. null for none.
+export function agentPattern(agents) {
+  if (agents.length === 0) return null;
+  return new RegExp(agents.map((a) => a.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&")).join("|"), "i");
+}
+
+// Whether the User-Agent holds one of the pattern's substrings.
+export function deniedAgent(pattern, ua) {
+  return pattern !== null && ua !== null && pattern.test(ua);
+}
+
+// Whether a request comes from a browser or a crawler, which the answer's
+// X-Robots-Tag is for: it accepts HTML, or its User-Agent is a browser's
+// (crawlers' start with Mozilla/ too) or names itself a bot. Registry
+// clients (docker/, containerd/, containers/, skopeo/, Helm/, Go's
+// default) are none of these.
+export function crawler(acceptsHtml, ua) {
+  return acceptsHtml || (ua !== null && (ua.startsWith("Mozilla/") || /bot|crawl|spider|scan/i.test(ua)));
 }
 
 // An address as its family and bits ("4:0110..." or "6:0010..."; an

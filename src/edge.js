@@ -8,8 +8,8 @@
 // become strings. After a fetch it calls again only when the action asked
 // for the status it got; otherwise the response goes to the client as the
 // runtime gave it, body streaming through, re-wrapped only when it carries a
-// header that must not reach clients (or the planner names the fallback
-// that answered). A request the planner answers locally is answered without
+// header that must not reach clients, the planner names the fallback that
+// answered, or a browser or crawler asked. A request the planner answers locally is answered without
 // a promise. Actions for inputs that repeat are remembered (the memo
 // below), so a repeated request skips the wasm call; the planner is pure,
 // so that changes no answer. Nothing here looks at a host or a challenge,
@@ -18,8 +18,11 @@
 // data only: the request headers passed upstream, the response headers
 // dropped, and the table of error messages (generated from
 // src/messages.rs), from which it writes the OCI error bodies the planner
-// names by number. Every answer carries X-Robots-Tag: noindex, nofollow,
-// and /robots.txt disallows everything, whatever the table says.
+// names by number. Every answer the mirror writes itself, and every answer
+// to a browser or crawler, carries X-Robots-Tag: noindex, nofollow (a
+// registry client's relayed manifests and blobs go as the runtime gave
+// them: re-wrapping each would cost more CPU than the rest of the request's
+// JavaScript); /robots.txt disallows everything, whatever the table says.
 //
 // The route table is data the deploy build wrote beside this module
 // (table.bin, from routes.toml; page.html, the browser page): it is copied
@@ -29,8 +32,9 @@ import module from "./index_bg.wasm";
 import TABLE from "./table.bin";
 import PAGE from "./page.html";
 import MESSAGES, { AGENT_DENIED, CLIENT_DENIED, KEY_MISSING, KEY_PING, KEYS_UNSET, MIRROR_LIMIT } from "messages";
-import { allowedClient, deniedAgent, holdsKey, keysOf, policyOf, pulls, rateKey, unkeyParams, unlock, withKey }
-  from "./admission.js";
+import {
+  agentPattern, allowedClient, crawler, deniedAgent, holdsKey, keysOf, policyOf, pulls, rateKey, unkeyParams, unlock, withKey,
+} from "./admission.js";
 import { tokenOf } from "./token_answer.js";
 
 // Request headers passed upstream (an allow-list: cookies, cf-*,
@@ -93,6 +97,7 @@ const CLIENT = wasm.client_address() !== 0;
 // Who may use the mirror (the table's policy, after its string pool; null
 // when it admits everyone and denies no agent).
 const POLICY = policyOf(new Uint8Array(TABLE));
+const AGENTS = POLICY !== null && POLICY.agents !== undefined ? agentPattern(POLICY.agents) : null;
 const ROBOTS = { "x-robots-tag": "noindex, nofollow" };
 
 // The last action: its bytes (the I/O buffer, or the memo's copy of its
@@ -287,13 +292,26 @@ function oci(m, subject, theirs) {
   return t.startsWith('{"errors":[') && t.endsWith("}") ? head + "null}," + t.slice(11) : head + JSON.stringify(t) + "}]}";
 }
 
-// The upstream's response for the client, with X-Robots-Tag. `location`,
-// `error` (the mirror's message number, 255 for none, with `subject`, in
-// front of the upstream's errors from `theirs`, its body as read) and
-// `challenges` (one per line) replace the upstream's when given; `source`
-// names the fallback that answered. `kx`: the request's key, which the
-// mirror's own URLs among them carry.
-function relay(r, location, error, subject, source, challenges, theirs, kx) {
+// The upstream's response for the client. `location`, `error` (the
+// mirror's message number, 255 for none, with `subject`, in front of the
+// upstream's errors from `theirs`, its body as read) and `challenges` (one
+// per line) replace the upstream's when given; `source` names the fallback
+// that answered. `kx`: the request's key, which the mirror's own URLs among
+// them carry. Re-wrapped (which costs workerd 15-20 us a response: the
+// benchmark) only for a reason: something to replace or drop, or a
+// browser or crawler asking (`robots`), whose answer gets X-Robots-Tag; a
+// registry client's manifest or blob goes as the runtime gave it.
+function relay(r, location, error, subject, source, challenges, theirs, kx, robots) {
+  if (!robots && location === "" && error === 255 && source === "" && challenges === "") {
+    let clean = true;
+    for (const name of DROPPED) {
+      if (r.headers.has(name)) {
+        clean = false;
+        break;
+      }
+    }
+    if (clean) return r;
+  }
   const json = error !== 255 ? oci(error, subject, theirs) : "";
   const out = new Response(json !== "" ? json : r.body, r);
   const h = out.headers;
@@ -402,7 +420,7 @@ function robotsPath(url) {
 function admit(request, env) {
   const P = POLICY;
   const h = request.headers;
-  if (P.agents !== undefined && deniedAgent(P.agents, h.get("user-agent"))) return refuse(AGENT_DENIED, "", h, "agent", {});
+  if (deniedAgent(AGENTS, h.get("user-agent"))) return refuse(AGENT_DENIED, "", h, "agent", {});
   if (P.clients !== undefined) {
     const ip = h.get("cf-connecting-ip");
     const country = request.cf ? request.cf.country : undefined;
@@ -534,7 +552,8 @@ async function proceed(request, env, h, authorization, accept, flags, method, ur
     if (op === RELAY || op === HELD) {
       const r = op === HELD ? held : up;
       if (LOGS) log(text(1), r.status, upStatus, redirected, ms, h, kx, "");
-      return relay(r, text(0), act[1], text(2), text(3), text(4), op === HELD ? heldText : upText, kx);
+      return relay(r, text(0), act[1], text(2), text(3), text(4), op === HELD ? heldText : upText, kx,
+        crawler((flags & 2) !== 0, h.get("user-agent")));
     }
     // F: fetch
     const bits = act[2] | act[3] << 8;
@@ -597,6 +616,6 @@ async function proceed(request, env, h, authorization, accept, flags, method, ur
       continue;
     }
     if (LOGS) log(about, s, upStatus, redirected, ms, h, kx, "");
-    return relay(up, "", 255, "", source, "", undefined, kx);
+    return relay(up, "", 255, "", source, "", undefined, kx, crawler((flags & 2) !== 0, h.get("user-agent")));
   }
 }

@@ -24,6 +24,7 @@ import re
 import secrets
 import shutil
 import subprocess
+import sys
 import tempfile
 
 import pytest
@@ -225,14 +226,6 @@ def test_keys_secret_unset_or_malformed_is_a_clear_503(stack, access):
 
 # --- with a key: real clients ---
 
-def robots_on_every_answer(tap):
-    if tap.p.poll() is None:
-        tap.stop()
-    assert tap.responses
-    for status, headers in tap.responses:
-        assert ("x-robots-tag", "noindex, nofollow") in headers, (status, headers)
-
-
 def test_docker_pulls_by_reference_with_the_key(stack, access, tmp_path):
     tap = Tap(stack.dir, ACCESS_HOSTS[K], 80)
     try:
@@ -248,7 +241,7 @@ def test_docker_pulls_by_reference_with_the_key(stack, access, tmp_path):
     finally:
         if tap.p.poll() is None:
             tap.stop()
-    robots_on_every_answer(tap)
+    assert tap.responses
     realms = {m.group(1) for _, h in tap.responses for k, v in h if k == "www-authenticate"
               for m in [re.search(r'realm="([^"]*)"', v)] if m}
     # The bare host's challenge (the ping), and the keyed one the mirror
@@ -414,6 +407,32 @@ def test_rotating_keys_needs_no_rebuild(stack, access):
     assert {f: os.path.getmtime(os.path.join(access.dir, "access", f)) for f in built} == built
 
 
+CHECK = os.path.join(ROOT, "scripts", "check-mirror.py")
+
+
+def check_mirror(stack, *args):
+    r = stack.ns([sys.executable, CHECK, "--insecure", *args], timeout=120)
+    return r.returncode, r.stdout + r.stderr
+
+
+def test_check_mirror_takes_the_key_and_names_the_mirrors_own_refusals(stack, access):
+    for key, args in ((KEY1, ("--key", KEY1, f"http://{K}", "library/multilayer:1.0")), (KEY2, (f"http://{K}/{KEY2}", "team/app:2"))):
+        rc, out = check_mirror(stack, *args)
+        assert rc == 0 and "OK: the pull would succeed" in out, out
+        # The key shown by its first characters only.
+        assert KEY1 not in out and KEY2 not in out and f"through http://{K}/{key[:4]}…" in out, out
+    rc, out = check_mirror(stack, f"http://{K}", "library/multilayer:1.0")
+    assert rc == 1 and "the mirror needs an access key" in out and "the mirror's own" in out, out
+    rc, out = check_mirror(stack, "--key", WRONG, f"http://{K}", "library/multilayer:1.0")
+    assert rc == 1 and "does not accept this access key" in out and WRONG not in out, out
+    rc, out = check_mirror(stack, "--key", KEY1, "http://nokeys.test", "library/multilayer:1.0")
+    assert rc == 1 and "access keys secret is not set" in out, out
+    rc, out = check_mirror(stack, "http://clients.test", "library/multilayer:1.0")
+    assert rc == 1 and "clients list does not include this client (no address, country unknown)" in out, out
+    rc, out = check_mirror(stack, "--key", "short", f"http://{K}", "busybox")
+    assert rc == 2 and "16 or more" in out, out
+
+
 # --- client allow lists and scanners ---
 
 def test_client_allow_list_by_ipv4_ipv6_and_country(stack, access):
@@ -472,23 +491,34 @@ def test_a_denied_agent_gets_403_and_nothing_else(stack, access):
     assert any(l.get("refused") == "agent" for l in access.log_lines())
 
 
-def test_noindex_on_every_answer_of_the_main_worker(stack, tmp_path):
-    """Relayed manifests and blobs, redirects handed to clients, challenges,
-    tokens, errors, the page and robots.txt all carry X-Robots-Tag."""
-    tap = Tap(stack.dir)
-    try:
-        r = stack.ns(["skopeo", "copy", "--quiet", "--src-tls-verify=false", "docker://docker.mirror.test/team/app:2", f"dir:{tmp_path / 'a'}"])
-        assert r.returncode == 0, r.stderr
-        r = stack.ns(["skopeo", "copy", "--quiet", "--src-tls-verify=false", "docker://pass.mirror.test/team/app:2", f"dir:{tmp_path / 'b'}"])
-        assert r.returncode == 0, r.stderr
-        for path, h in (("/", {"Accept": "text/html"}), ("/robots.txt", {}), ("/v2/nope/manifests/x", {}), ("/nowhere", {})):
-            stack.request("GET", "mirror.test", path, h)
-    finally:
-        if tap.p.poll() is None:
-            tap.stop()
-    statuses = {s for s, _ in tap.responses}
-    assert {200, 401, 404, 307} <= statuses, statuses
-    robots_on_every_answer(tap)
+def test_noindex_on_every_answer_to_a_crawler_and_on_the_mirrors_own(stack):
+    """X-Robots-Tag on every answer to a browser or crawler (relayed
+    manifests, blobs, tokens, redirects and errors included) and on every
+    answer the mirror writes itself; a registry client's relayed manifest or
+    blob goes as the upstream sent it (re-wrapping costs 15-20 us each)."""
+    D, P = "docker.mirror.test", "pass.mirror.test"
+    layer = stack.layers["team/app:2"][0]
+    s, _, body = stack.request("GET", D, "/token?scope=repository:team/app:pull&service=test-registry")
+    assert s == 200
+    auth = {"Authorization": "Bearer " + json.loads(body)["token"]}
+    manifest = dict(auth, Accept="application/vnd.docker.distribution.manifest.v2+json")
+    relayed = [(D, "/v2/", auth, 200), (D, "/token?scope=repository:team/app:pull&service=test-registry", {}, 200),
+               (D, "/v2/team/app/manifests/2", manifest, 200), (D, f"/v2/team/app/blobs/{layer}", auth, 200),
+               (P, f"/v2/team/app/blobs/{layer}", auth, 307), (D, "/v2/team/app/manifests/nope", manifest, 404)]
+    own = [(D, "/", {"Accept": "text/html"}, 200), ("mirror.test", "/robots.txt", {}, 200), (D, "/v2/", {}, 401),
+           ("mirror.test", "/nowhere", {}, 404), (D, "/v2/team/app/blobs/uploads/", {}, 405)]
+    for ua in ("Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
+               "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0"):
+        for host, path, h, want in relayed + own:
+            status, headers, _ = stack.request("POST" if path.endswith("uploads/") else "GET", host, path, dict(h, **{"User-Agent": ua}))
+            assert status == want, (ua, host, path, status)
+            assert ("x-robots-tag", "noindex, nofollow") in [(k.lower(), v) for k, v in headers], (ua, host, path, headers)
+    for host, path, h, want in own:
+        status, headers, _ = stack.request("POST" if path.endswith("uploads/") else "GET", host, path, dict(h, **{"User-Agent": "containerd/1.6.20"}))
+        assert status == want and ("x-robots-tag", "noindex, nofollow") in [(k.lower(), v) for k, v in headers], (path, headers)
+    for host, path, h, want in relayed[2:4]:
+        status, headers, _ = stack.request("GET", host, path, dict(h, **{"User-Agent": "containerd/1.6.20"}))
+        assert status == want and "x-robots-tag" not in [k.lower() for k, _ in headers], (path, headers)
 
 
 # --- the rate limit, under wrangler dev ---
@@ -525,6 +555,12 @@ def test_rate_limit_per_client_under_wrangler_dev(stack, tmp_path):
         # An IPv6 client is counted by its /64.
         assert [get(f"2001:db8:1:2::{i}")[0] == 429 for i in range(1, 5)] == [False, False, False, True]
         assert get("2001:db8:1:3::1")[0] != 429
+        # check-mirror says the refusal is the mirror's own (it sends no
+        # CF-Connecting-IP: the bucket of clients without one, used up here).
+        for _ in range(3):
+            request("rated.test", path)
+        r = stack.ns([sys.executable, CHECK, "--insecure", "--key", KEY1, "http://rated.test", "library/multilayer:1.0"], timeout=120)
+        assert r.returncode == 1 and "the mirror's own per-client request limit" in r.stdout, r.stdout + r.stderr
         # The worker's own lines say why, and hold no key (wrangler's access
         # log, like Cloudflare's request logs, shows the URL as requested).
         lines = [l for l in wr.output().splitlines() if l.startswith('{"route":')]

@@ -5,7 +5,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import {
-  addressBits, allowedClient, deniedAgent, holdsKey, keysOf, policyOf, pulls, rateKey, unkeyParams, unlock, whichKey,
+  addressBits, agentPattern, allowedClient, crawler, deniedAgent, holdsKey, keysOf, policyOf, pulls, rateKey, unkeyParams, unlock, whichKey,
   withKey,
 } from "../../src/admission.js";
 
@@ -15,11 +15,14 @@ const KEYS = [K1, K2];
 const H = "https://m.example";
 
 test("agents: case-insensitive substrings", () => {
-  const agents = ["netcraft", "censysinspect", "my scanner/1"];
+  const agents = agentPattern(["netcraft", "censysinspect", "my scanner/1", "a.b(c)*"]);
   for (const [ua, want] of [
     ["Mozilla/5.0 (compatible; NetcraftSurveyAgent/1.0; +info@netcraft.com)", true],
     ["Mozilla/5.0 (compatible; CensysInspect/1.1; +https://about.censys.io/)", true],
     ["My Scanner/1.2", true],
+    ["x A.B(C)*y", true],
+    // Substrings, not patterns: '.' and '*' are themselves.
+    ["aXb(c)", false],
     ["docker/20.10.24 go/go1.19.8 git-commit/5d6db84 kernel/6.1 os/linux arch/amd64", false],
     ["containerd/v1.6.20", false],
     ["skopeo/1.13.3", false],
@@ -28,7 +31,26 @@ test("agents: case-insensitive substrings", () => {
   ]) {
     assert.equal(deniedAgent(agents, ua), want, String(ua));
   }
-  assert.equal(deniedAgent([], "NetcraftSurveyAgent"), false);
+  assert.equal(agentPattern([]), null);
+  assert.equal(deniedAgent(null, "NetcraftSurveyAgent"), false);
+});
+
+test("browsers and crawlers, which X-Robots-Tag is for", () => {
+  for (const [html, ua, want] of [
+    [true, "docker/27.0", true],
+    [false, "Mozilla/5.0 (X11; Linux x86_64) Firefox/133.0", true],
+    [false, "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)", true],
+    [false, "Sogou web spider/4.0", true],
+    [false, "SomeCrawler/1.0", true],
+    [false, "docker/27.0 go/go1.22 git-commit/x kernel/6 os/linux arch/amd64 UpstreamClient(Docker-Client/27.0)", false],
+    [false, "containerd/v1.7.0", false],
+    [false, "containers/5.29 (github.com/containers/image)", false],
+    [false, "Helm/3.16", false],
+    [false, "Go-http-client/1.1", false],
+    [false, null, false],
+  ]) {
+    assert.equal(crawler(html, ua), want, String(ua));
+  }
 });
 
 test("addresses as family and bits", () => {
