@@ -32,7 +32,8 @@ Contenders (the first is the one judged; ratios are it against each other):
           first, which it answers with a 301), summed (the kinds it has no
           such step for are not measured on it)
   DIR     a directory holding a prebuilt index.js and index_bg.wasm (for
-          measuring one lever against the shipped build)
+          measuring one lever against the shipped build); one whose name
+          ends in -keyed is an access table's, asked as `access` is
 
 Traffic shapes, each in its own interleaved rounds:
   repeated    the same URL again and again (a popular tag or layer)
@@ -179,10 +180,13 @@ def specs_for(c, name, up):
     return [kind]
 
 
-def first_answer(addr):
-    host, port = addr.rsplit(":", 1)
+def first_answer(contender):
+    host, port = contender.addr.rsplit(":", 1)
     c = http.client.HTTPConnection(host, int(port), timeout=10)
-    c.request("GET", "/v2/", headers={"Host": loadlib.MIRROR_HOST})
+    if contender.keyed is None:
+        c.request("GET", "/v2/", headers={"Host": loadlib.MIRROR_HOST})
+    else:
+        c.request("GET", f"/{contender.keyed}/v2/", headers={"Host": loadlib.MIRROR_HOST, "CF-Connecting-IP": "203.0.113.9"})
     s = c.getresponse().status
     c.close()
     return s
@@ -194,7 +198,7 @@ def cold_starts(work, contenders, runs):
         for c in rotate(contenders, i):
             p = c.start(work)
             try:
-                if first_answer(c.addr) != 401:
+                if first_answer(c) != 401:
                     raise RuntimeError(f"{c.name}: the first answer was not the local 401")
                 times[c.name].append((time.time() - p.started) * 1000)
             finally:
@@ -265,7 +269,11 @@ def contenders_from(spec, a, work):
         elif name == "floor" or name in ("rung1", "rung2", "rung3", "rung4"):
             out.append(Contender(name, addr, name))
         elif os.path.isfile(os.path.join(name, "index_bg.wasm")):
-            out.append(Contender(os.path.basename(name.rstrip("/")), addr, "rust", name))
+            base = os.path.basename(name.rstrip("/"))
+            # A prebuilt access table's worker (its folder's name ends in
+            # -keyed): requests as the access contender's.
+            keyed = BENCH_KEY if base.endswith("-keyed") else None
+            out.append(Contender(base, addr, "rust", name, bindings={"MIRROR_KEYS": BENCH_KEY} if keyed else None, keyed=keyed))
         else:
             sys.exit(f"unknown contender {name!r}: rust, nomemo, access, js, floor, rung1 to rung4 or a directory with a prebuilt worker")
     names = [c.name for c in out]

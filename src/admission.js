@@ -53,68 +53,132 @@ export function crawler(acceptsHtml, ua) {
   return acceptsHtml || (ua !== null && (ua.startsWith("Mozilla/") || /bot|crawl|spider|scan/i.test(ua)));
 }
 
-// An address as its family and bits ("4:0110..." or "6:0010..."; an
-// IPv4-mapped IPv6 address as IPv4), "" when it is not an address.
-export function addressBits(ip) {
-  if (typeof ip !== "string" || ip.length > 45) return "";
-  if (!ip.includes(":")) {
-    const b = v4Bits(ip);
-    return b === "" ? "" : "4:" + b;
+// IPv4 dotted decimal (four numbers 0-255, no leading zeros) as a number
+// below 2^32; -1 when it is not one. By hand, over char codes: it runs on
+// every request of a table with a client list.
+export function v4(s) {
+  let n = 0, part = 0, digits = 0, dots = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c === 46) {
+      if (digits === 0 || dots === 3) return -1;
+      n = n * 256 + part;
+      part = 0;
+      digits = 0;
+      dots++;
+      continue;
+    }
+    if (c < 48 || c > 57 || (digits > 0 && part === 0)) return -1;
+    part = part * 10 + c - 48;
+    if (++digits > 3 || part > 255) return -1;
   }
-  // A dotted IPv4 tail stands for the last two groups.
-  let s = ip, tail = "";
+  return dots === 3 && digits > 0 ? n * 256 + part : -1;
+}
+
+// IPv6 text (one `::` at most, an IPv4 tail allowed, no zone) as its eight
+// 16-bit groups; null when it is not one.
+export function v6(s) {
+  if (s.length > 45) return null;
   const c = s.lastIndexOf(":");
-  if (s.includes(".", c)) {
-    tail = v4Bits(s.slice(c + 1));
-    if (tail === "") return "";
-    s = s.slice(0, c + 1) + "0:0";
+  if (c < 0) return null;
+  let tail = -1, body = s;
+  if (s.indexOf(".", c) > 0) {
+    tail = v4(s.slice(c + 1));
+    if (tail < 0) return null;
+    body = s.slice(0, c + 1) + "0:0";
   }
-  const halves = s.split("::");
-  if (halves.length > 2) return "";
+  const halves = body.split("::");
+  if (halves.length > 2) return null;
   const head = halves[0] === "" ? [] : halves[0].split(":");
   let groups = head;
   if (halves.length === 2) {
     const rest = halves[1] === "" ? [] : halves[1].split(":");
     const fill = 8 - head.length - rest.length;
-    if (fill < 1) return "";
-    groups = [...head, ...Array(fill).fill("0"), ...rest];
+    if (fill < 1) return null;
+    groups = head.concat(Array(fill).fill("0"), rest);
   }
-  if (groups.length !== 8) return "";
-  let bits = "";
+  if (groups.length !== 8) return null;
+  const out = [];
   for (const g of groups) {
-    if (!/^[0-9a-fA-F]{1,4}$/.test(g)) return "";
-    bits += parseInt(g, 16).toString(2).padStart(16, "0");
+    if (!/^[0-9a-fA-F]{1,4}$/.test(g)) return null;
+    out.push(parseInt(g, 16));
   }
-  if (tail !== "") bits = bits.slice(0, 96) + tail;
-  return bits.startsWith("0".repeat(80) + "1".repeat(16)) ? "4:" + bits.slice(96) : "6:" + bits;
+  if (tail >= 0) {
+    out[6] = Math.floor(tail / 65536);
+    out[7] = tail % 65536;
+  }
+  return out;
 }
 
-function v4Bits(s) {
-  const parts = s.split(".");
-  if (parts.length !== 4) return "";
-  let bits = "";
-  for (const p of parts) {
-    if (!/^(0|[1-9][0-9]{0,2})$/.test(p) || +p > 255) return "";
-    bits += (+p).toString(2).padStart(8, "0");
+// A client's address: a number for IPv4 (an IPv4-mapped IPv6 address
+// too), eight groups for IPv6, null for anything else.
+export function address(ip) {
+  if (typeof ip !== "string" || ip === "") return null;
+  if (!ip.includes(":")) {
+    const n = v4(ip);
+    return n < 0 ? null : n;
   }
-  return bits;
+  const g = v6(ip);
+  if (g === null) return null;
+  return g[0] === 0 && g[1] === 0 && g[2] === 0 && g[3] === 0 && g[4] === 0 && g[5] === 0xffff ? g[6] * 65536 + g[7] : g;
 }
 
-// Whether a client may use the mirror: its address in one of the policy's
-// ranges, or its country among the policy's countries.
-export function allowedClient(policy, ip, country) {
-  if (typeof country === "string" && policy.countries.includes(country.toUpperCase())) return true;
-  const bits = addressBits(ip);
-  if (bits === "") return false;
-  for (const r of policy.clients) if (bits.startsWith(r)) return true;
+// The policy's ranges ("4:bits", "6:bits": a family and its prefix's bits)
+// as numbers to match against, made once per isolate.
+export function ranges(clients) {
+  const out = { v4: [], v6: [] };
+  for (const r of clients) {
+    const bits = r.slice(2);
+    if (r.startsWith("4:")) {
+      const len = bits.length;
+      out.v4.push([len === 0 ? 0 : parseInt(bits.padEnd(32, "0"), 2), len === 0 ? 0 : (0xffffffff << (32 - len)) >>> 0]);
+    } else {
+      const groups = [];
+      for (let i = 0; i < 8; i++) groups.push(parseInt(bits.slice(16 * i, 16 * i + 16).padEnd(16, "0") || "0", 2));
+      out.v6.push([groups, bits.length]);
+    }
+  }
+  return out;
+}
+
+// Whether an address (`address`) is in one of the ranges (`ranges`).
+export function inRanges(r, a) {
+  if (a === null) return false;
+  if (typeof a === "number") {
+    for (const [net, mask] of r.v4) if (((a & mask) >>> 0) === net) return true;
+    return false;
+  }
+  for (const [net, len] of r.v6) {
+    let ok = true;
+    for (let i = 0; i < 8 && 16 * i < len; i++) {
+      const bits = Math.min(16, len - 16 * i);
+      const mask = (0xffff << (16 - bits)) & 0xffff;
+      if ((a[i] & mask) !== net[i]) {
+        ok = false;
+        break;
+      }
+    }
+    if (ok) return true;
+  }
   return false;
 }
 
+// Whether a client may use the mirror: its address in one of the ranges, or
+// else its country (read only then: `country()`, Cloudflare's
+// request.cf.country) among the countries.
+export function allowedClient(r, countries, ip, country) {
+  if (inRanges(r, address(ip))) return true;
+  if (countries.length === 0) return false;
+  const c = country();
+  return typeof c === "string" && countries.includes(c.toUpperCase());
+}
+
 // The key a rate limit counts a client by: its address, an IPv6 client by
-// its /64 (one subscriber's usual allocation).
+// its /64 (one subscriber's usual allocation); "" without one.
 export function rateKey(ip) {
-  const bits = addressBits(ip);
-  return bits.startsWith("6:") ? bits.slice(0, 66) : bits;
+  const a = address(ip);
+  if (a === null) return "";
+  return typeof a === "number" ? "4:" + a : "6:" + a.slice(0, 4).join(":");
 }
 
 const KEY = /^[A-Za-z0-9_-]{16,}$/;

@@ -33,7 +33,8 @@ import TABLE from "./table.bin";
 import PAGE from "./page.html";
 import MESSAGES, { AGENT_DENIED, CLIENT_DENIED, KEY_MISSING, KEY_PING, KEYS_UNSET, MIRROR_LIMIT } from "messages";
 import {
-  agentPattern, allowedClient, crawler, deniedAgent, holdsKey, keysOf, policyOf, pulls, rateKey, unkeyParams, unlock, withKey,
+  agentPattern, allowedClient, crawler, deniedAgent, holdsKey, keysOf, policyOf, pulls, ranges, rateKey, unkeyParams, unlock,
+  withKey,
 } from "./admission.js";
 import { tokenOf } from "./token_answer.js";
 
@@ -98,6 +99,11 @@ const CLIENT = wasm.client_address() !== 0;
 // when it admits everyone and denies no agent).
 const POLICY = policyOf(new Uint8Array(TABLE));
 const AGENTS = POLICY !== null && POLICY.agents !== undefined ? agentPattern(POLICY.agents) : null;
+const RANGES = POLICY !== null && POLICY.clients !== undefined ? ranges(POLICY.clients) : null;
+// The keys, read from the secret once per `env` (the same object for every
+// request of an isolate; a new secret comes with a new isolate).
+let keyEnv = null;
+let KEYS = null;
 const ROBOTS = { "x-robots-tag": "noindex, nofollow" };
 
 // The last action: its bytes (the I/O buffer, or the memo's copy of its
@@ -421,17 +427,21 @@ function admit(request, env) {
   const P = POLICY;
   const h = request.headers;
   if (deniedAgent(AGENTS, h.get("user-agent"))) return refuse(AGENT_DENIED, "", h, "agent", {});
-  if (P.clients !== undefined) {
+  if (RANGES !== null) {
     const ip = h.get("cf-connecting-ip");
-    const country = request.cf ? request.cf.country : undefined;
-    if (!allowedClient(P, ip, country)) {
-      return refuse(CLIENT_DENIED, (ip || "no address") + ", country " + (country || "unknown"), h, "client", {});
+    const country = () => (request.cf ? request.cf.country : undefined);
+    if (!allowedClient(RANGES, P.countries, ip, country)) {
+      return refuse(CLIENT_DENIED, (ip || "no address") + ", country " + (country() || "unknown"), h, "client", {});
     }
   }
   let url = request.url;
   let kx = null;
   if (P.access !== undefined && !robotsPath(url)) {
-    const keys = keysOf(env[P.access]);
+    if (env !== keyEnv) {
+      keyEnv = env;
+      KEYS = keysOf(env[P.access]);
+    }
+    const keys = KEYS;
     if (keys === null) return refuse(KEYS_UNSET, P.access, h, "", {});
     const u = unlock(keys, url);
     const p = pathAt(url);

@@ -5,7 +5,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import {
-  addressBits, agentPattern, allowedClient, crawler, deniedAgent, holdsKey, keysOf, policyOf, pulls, rateKey, unkeyParams, unlock, whichKey,
+  address, agentPattern, allowedClient, crawler, deniedAgent, holdsKey, ranges, keysOf, policyOf, pulls, rateKey, unkeyParams, unlock, whichKey,
   withKey,
 } from "../../src/admission.js";
 
@@ -53,52 +53,63 @@ test("browsers and crawlers, which X-Robots-Tag is for", () => {
   }
 });
 
-test("addresses as family and bits", () => {
-  const b4 = (a, b, c, d) => "4:" + [a, b, c, d].map((x) => x.toString(2).padStart(8, "0")).join("");
+test("client addresses, by hand", () => {
+  const v4n = (a, b, c, d) => ((a * 256 + b) * 256 + c) * 256 + d;
   for (const [ip, want] of [
-    ["203.0.113.9", b4(203, 0, 113, 9)],
-    ["0.0.0.0", b4(0, 0, 0, 0)],
-    ["255.255.255.255", b4(255, 255, 255, 255)],
-    ["::ffff:203.0.113.9", b4(203, 0, 113, 9)],
-    ["::ffff:cb00:7109", b4(203, 0, 113, 9)],
-    ["2001:db8::1", "6:" + "0010000000000001" + "0000110110111000" + "0".repeat(95) + "1"],
-    ["::", "6:" + "0".repeat(128)],
-    ["::1", "6:" + "0".repeat(127) + "1"],
-    ["1::", "6:" + "0".repeat(15) + "1" + "0".repeat(112)],
-    ["2001:DB8:0:0:0:0:0:1", "6:" + "0010000000000001" + "0000110110111000" + "0".repeat(95) + "1"],
-    ["64:ff9b::203.0.113.9", "6:" + "0000000001100100" + "1111111110011011" + "0".repeat(64) + b4(203, 0, 113, 9).slice(2)],
+    ["203.0.113.9", v4n(203, 0, 113, 9)],
+    ["0.0.0.0", 0],
+    ["255.255.255.255", 4294967295],
+    ["::ffff:203.0.113.9", v4n(203, 0, 113, 9)],
+    ["::ffff:cb00:7109", v4n(203, 0, 113, 9)],
+    ["2001:db8::1", [0x2001, 0xdb8, 0, 0, 0, 0, 0, 1]],
+    ["::", [0, 0, 0, 0, 0, 0, 0, 0]],
+    ["::1", [0, 0, 0, 0, 0, 0, 0, 1]],
+    ["1::", [1, 0, 0, 0, 0, 0, 0, 0]],
+    ["2001:DB8:0:0:0:0:0:1", [0x2001, 0xdb8, 0, 0, 0, 0, 0, 1]],
+    ["64:ff9b::203.0.113.9", [0x64, 0xff9b, 0, 0, 0, 0, 0xcb00, 0x7109]],
     // Not addresses.
-    ["", ""],
-    [null, ""],
-    ["203.0.113", ""],
-    ["203.0.113.256", ""],
-    ["203.0.113.09", ""],
-    ["203.0.113.9.1", ""],
-    ["2001:db8::1::2", ""],
-    ["2001:db8:0:0:0:0:0:0:1", ""],
-    ["1:2:3:4:5:6:7::8", ""],
-    ["12345::", ""],
-    ["fe80::1%eth0", ""],
-    ["[2001:db8::1]", ""],
-    [":1::", ""],
-    ["::ffff:1.2.3", ""],
-    ["x".repeat(50), ""],
+    ["", null],
+    [null, null],
+    ["203.0.113", null],
+    ["203.0.113.256", null],
+    ["203.0.113.09", null],
+    ["203.0.113.9.1", null],
+    ["203.0.113.", null],
+    [".203.0.113", null],
+    ["1234.0.0.1", null],
+    ["2001:db8::1::2", null],
+    ["2001:db8:0:0:0:0:0:0:1", null],
+    ["1:2:3:4:5:6:7::8", null],
+    ["12345::", null],
+    ["fe80::1%eth0", null],
+    ["[2001:db8::1]", null],
+    [":1::", null],
+    ["::ffff:1.2.3", null],
+    ["x".repeat(50), null],
   ]) {
-    assert.equal(addressBits(ip), want, String(ip));
+    assert.deepEqual(address(ip), want, String(ip));
   }
 });
 
 test("clients: in and out by IPv4, IPv6 and country", () => {
   // What the compiler writes for ["203.0.113.0/24", "2001:db8::/32",
   // "country:CN"] (tests/route_table.rs checks that side).
-  const policy = { clients: ["4:110010110000000001110001", "6:00100000000000010000110110111000"], countries: ["CN"] };
-  for (const [ip, country, want] of [
+  const r = ranges(["4:110010110000000001110001", "6:00100000000000010000110110111000"]);
+  let asked = 0;
+  const country = (c) => () => {
+    asked++;
+    return c;
+  };
+  for (const [ip, c, want] of [
     ["203.0.113.1", "DE", true],
     ["203.0.113.255", undefined, true],
     ["203.0.114.1", "DE", false],
+    ["203.0.112.255", "DE", false],
     ["::ffff:203.0.113.7", "DE", true],
     ["2001:db8:1::5", "DE", true],
+    ["2001:db8:ffff:ffff:ffff:ffff:ffff:ffff", "DE", true],
     ["2001:db9::5", "DE", false],
+    ["2001:db7:ffff::5", "DE", false],
     ["198.51.100.1", "CN", true],
     ["198.51.100.1", "cn", true],
     [null, "CN", true],
@@ -106,18 +117,35 @@ test("clients: in and out by IPv4, IPv6 and country", () => {
     ["not an address", undefined, false],
     ["", "", false],
   ]) {
-    assert.equal(allowedClient(policy, ip, country), want, `${ip} ${country}`);
+    assert.equal(allowedClient(r, ["CN"], ip, country(c)), want, `${ip} ${c}`);
   }
-  assert.equal(allowedClient({ clients: ["4:"], countries: [] }, "1.2.3.4", undefined), true);
-  assert.equal(allowedClient({ clients: ["4:"], countries: [] }, "::1", undefined), false);
+  // The country is read only for an address in no range.
+  asked = 0;
+  allowedClient(r, ["CN"], "203.0.113.1", country("DE"));
+  assert.equal(asked, 0);
+  // Prefix lengths that do not fall on a group or an octet.
+  const odd = ranges(["4:110010110000000001110", "6:0010000000000001000011011011100000"]);
+  assert.equal(allowedClient(odd, [], "203.0.119.200", country()), true);
+  assert.equal(allowedClient(odd, [], "203.0.120.1", country()), false);
+  assert.equal(allowedClient(odd, [], "2001:db8:3fff::1", country()), true);
+  assert.equal(allowedClient(odd, [], "2001:db8:4000::1", country()), false);
+  // /0: every address of the family, none of the other.
+  const all4 = ranges(["4:"]);
+  assert.equal(allowedClient(all4, [], "1.2.3.4", country()), true);
+  assert.equal(allowedClient(all4, [], "255.255.255.255", country()), true);
+  assert.equal(allowedClient(all4, [], "::1", country()), false);
+  const one = ranges(["4:" + "1".repeat(32)]);
+  assert.equal(allowedClient(one, [], "255.255.255.255", country()), true);
+  assert.equal(allowedClient(one, [], "255.255.255.254", country()), false);
 });
 
 test("rate limit keys: an address, an IPv6 client by its /64", () => {
-  assert.equal(rateKey("203.0.113.9"), addressBits("203.0.113.9"));
+  assert.equal(rateKey("203.0.113.9"), rateKey("::ffff:203.0.113.9"));
+  assert.notEqual(rateKey("203.0.113.9"), rateKey("203.0.113.10"));
   assert.equal(rateKey("2001:db8:1:2:aaaa::1"), rateKey("2001:db8:1:2:bbbb::2"));
   assert.notEqual(rateKey("2001:db8:1:2::1"), rateKey("2001:db8:1:3::1"));
-  assert.equal(rateKey("2001:db8:1:2::1").length, 66);
   assert.equal(rateKey(null), "");
+  assert.equal(rateKey("junk"), "");
 });
 
 test("keys: the secret's value", () => {
