@@ -254,6 +254,9 @@ class Check:
     # --- printing ---
 
     def say(self, text):
+        # The access key never printed whole (realms and Locations carry it).
+        if self.key:
+            text = text.replace(self.key, self.key[:4] + "…")
         print(text, file=self.out, flush=True)
 
     def short(self, path):
