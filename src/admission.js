@@ -1,6 +1,6 @@
 // Who may use the mirror: the entry's checks before the planner sees a
 // request, from the policy the table compiler wrote after the table's
-// string pool (src/route_table/admission.rs has its form). Pure functions of
+// string pool (src/route_table/policy.rs has its form). Pure functions of
 // strings; src/edge.js calls them and writes the answers, and
 // tests/entry/admission.test.mjs holds their table of cases.
 //
@@ -270,7 +270,9 @@ export function unlock(keys, url) {
   // /v2/KEY/name/...
   if (path.startsWith("/v2/")) path = "/v2/" + unkeyName(keys, path.slice(4), got);
   // The mirror's token endpoint and docker search: in the parameters.
-  if (path === "/token" || path.startsWith("/token/") || path === "/v1/search") query = unkeyParams(keys, query, got);
+  if ((path === "/token" || path.startsWith("/token/") || path === "/v1/search") && holdsKey(keys, query)) {
+    query = unkeyParams(keys, query, got);
+  }
   if (got.n === 0) return null;
   const out = origin + path + (q < 0 ? "" : "?" + query);
   for (const k of keys) if (out.includes(k)) return null;

@@ -305,10 +305,11 @@ function oci(m, subject, theirs) {
 // that answered. `kx`: the request's key, which the mirror's own URLs among
 // them carry. Re-wrapped (which costs workerd 15-20 us a response: the
 // benchmark) only for a reason: something to replace or drop, or a
-// browser or crawler asking (`robots`), whose answer gets X-Robots-Tag; a
-// registry client's manifest or blob goes as the runtime gave it.
-function relay(r, location, error, subject, source, challenges, theirs, kx, robots) {
-  if (!robots && location === "" && error === 255 && source === "" && challenges === "") {
+// browser or crawler asking (`req`, `flags`: the request's headers and
+// facts), whose answer gets X-Robots-Tag; a registry client's manifest or
+// blob goes as the runtime gave it.
+function relay(r, location, error, subject, source, challenges, theirs, kx, req, flags) {
+  if (location === "" && error === 255 && source === "" && challenges === "") {
     let clean = true;
     for (const name of DROPPED) {
       if (r.headers.has(name)) {
@@ -316,7 +317,7 @@ function relay(r, location, error, subject, source, challenges, theirs, kx, robo
         break;
       }
     }
-    if (clean) return r;
+    if (clean && !crawler((flags & 2) !== 0, req.get("user-agent"))) return r;
   }
   const json = error !== 255 ? oci(error, subject, theirs) : "";
   const out = new Response(json !== "" ? json : r.body, r);
@@ -402,7 +403,9 @@ export default {
   // error) gets its Response at once, without a promise; the others go on
   // in `proceed`. A table with a policy admits the request first.
   fetch(request, env) {
-    return POLICY === null ? serve(request, env, request.url, null, undefined) : admit(request, env);
+    // The request's facts read once: each read is a call into the runtime.
+    const h = request.headers;
+    return POLICY === null ? serve(request, env, h, request.method, request.url, null, undefined) : admit(request, env, h);
   },
 };
 
@@ -423,9 +426,8 @@ function robotsPath(url) {
 // ask for a name with the key in it); then the rate limit, for manifests
 // and blobs. `kx` carries the key to the answers (the mirror's own URLs
 // in them get it back) and its number to the log line.
-function admit(request, env) {
+function admit(request, env, h) {
   const P = POLICY;
-  const h = request.headers;
   if (deniedAgent(AGENTS, h.get("user-agent"))) return refuse(AGENT_DENIED, "", h, "agent", {});
   if (RANGES !== null) {
     const ip = h.get("cf-connecting-ip");
@@ -435,6 +437,7 @@ function admit(request, env) {
     }
   }
   let url = request.url;
+  const method = request.method;
   let kx = null;
   if (P.access !== undefined && !robotsPath(url)) {
     if (env !== keyEnv) {
@@ -446,10 +449,10 @@ function admit(request, env) {
     const u = unlock(keys, url);
     const p = pathAt(url);
     const origin = url.slice(0, p);
-    const post = request.method === "POST";
+    const post = method === "POST";
     if (u === null) {
       const path = url.slice(p).split("?", 1)[0];
-      if (post && (path === "/token" || path.startsWith("/token/"))) return formKey(request, env, keys, url, null);
+      if (post && (path === "/token" || path.startsWith("/token/"))) return formKey(request, env, h, keys, url, null);
       return path === "/v2/" || path === "/v2"
         ? refuse(KEY_PING, "", h, "key", { "www-authenticate": 'Bearer realm="' + origin + '/token"',
           "docker-distribution-api-version": "registry/2.0" })
@@ -457,44 +460,43 @@ function admit(request, env) {
     }
     url = u.url;
     kx = { n: u.n, key: u.key, origin };
-    if (post) return formKey(request, env, keys, url, kx);
+    if (post) return formKey(request, env, h, keys, url, kx);
   }
   if (P.rate !== undefined && pulls(url)) {
     const limiter = env[P.rate];
-    if (limiter && typeof limiter.limit === "function") return limited(request, env, url, kx, limiter);
+    if (limiter && typeof limiter.limit === "function") return limited(request, env, h, method, url, kx, limiter);
     if (!unbound) {
       unbound = true;
       console.warn(`rate_limit names ${P.rate}, which wrangler.toml does not bind ([[ratelimits]]): no client is counted`);
     }
   }
-  return serve(request, env, url, kx, undefined);
+  return serve(request, env, h, method, url, kx, undefined);
 }
 let unbound = false;
 
 // A POST to the token endpoint on a mirror with keys: its form read first,
 // the key cut out of its scopes (where a client whose realm had none puts
 // it), and nothing passed on that still holds one.
-async function formKey(request, env, keys, url, kx) {
+async function formKey(request, env, h, keys, url, kx) {
   const got = { n: 0, key: "" };
-  const form = unkeyParams(keys, await readBody(request, 16 * 1024), got);
+  const body = await readBody(request, 16 * 1024);
+  const form = holdsKey(keys, body) ? unkeyParams(keys, body, got) : body;
   if (kx === null && got.n !== 0) kx = { n: got.n, key: got.key, origin: url.slice(0, pathAt(url)) };
-  if (kx === null || holdsKey(keys, form)) return refuse(KEY_MISSING, "", request.headers, "key", {});
-  return serve(request, env, url, kx, form);
+  if (kx === null || holdsKey(keys, form)) return refuse(KEY_MISSING, "", h, "key", {});
+  return serve(request, env, h, "POST", url, kx, form);
 }
 
 // Manifests and blobs against the rate limit binding, by client address
 // (an IPv6 client by its /64): over it, the mirror's own 429.
-async function limited(request, env, url, kx, limiter) {
-  const h = request.headers;
+async function limited(request, env, h, method, url, kx, limiter) {
   const { success } = await limiter.limit({ key: rateKey(h.get("cf-connecting-ip")) });
   if (!success) return refuse(MIRROR_LIMIT, "", h, "rate", { "retry-after": "60" }, kx);
-  return serve(request, env, url, kx, undefined);
+  return serve(request, env, h, method, url, kx, undefined);
 }
 
 // The request, admitted, to the planner: `url` without the key, `form` the
 // token form already read (undefined: read when the planner asks).
-function serve(request, env, url, kx, form) {
-  const h = request.headers;
+function serve(request, env, h, m, url, kx, form) {
   if (robotsPath(url)) {
     if (LOGS) log("\trobots\t\t", 200, -1, false, 0, h, kx, "");
     return new Response("User-agent: *\nDisallow: /\n", { headers: { "content-type": "text/plain; charset=utf-8", ...ROBOTS } });
@@ -502,7 +504,6 @@ function serve(request, env, url, kx, form) {
   const authorization = h.get("authorization");
   const accept = h.get("accept");
   const flags = (authorization !== null ? 1 : 0) | (accept !== null && accept.includes("text/html") ? 2 : 0);
-  const m = request.method;
   const method = m === "GET" ? 0 : m === "HEAD" ? 1 : m === "POST" ? 2 : 3;
   const op = call(flags, method, url, 0, 0, "", "", "", "", "", "", true);
   return answer(op, h, -1, false, 0, kx) || proceed(request, env, h, authorization, accept, flags, method, url, op, kx, form);
@@ -562,8 +563,7 @@ async function proceed(request, env, h, authorization, accept, flags, method, ur
     if (op === RELAY || op === HELD) {
       const r = op === HELD ? held : up;
       if (LOGS) log(text(1), r.status, upStatus, redirected, ms, h, kx, "");
-      return relay(r, text(0), act[1], text(2), text(3), text(4), op === HELD ? heldText : upText, kx,
-        crawler((flags & 2) !== 0, h.get("user-agent")));
+      return relay(r, text(0), act[1], text(2), text(3), text(4), op === HELD ? heldText : upText, kx, h, flags);
     }
     // F: fetch
     const bits = act[2] | act[3] << 8;
@@ -626,6 +626,6 @@ async function proceed(request, env, h, authorization, accept, flags, method, ur
       continue;
     }
     if (LOGS) log(about, s, upStatus, redirected, ms, h, kx, "");
-    return relay(up, "", 255, "", source, "", undefined, kx, crawler((flags & 2) !== 0, h.get("user-agent")));
+    return relay(up, "", 255, "", source, "", undefined, kx, h, flags);
   }
 }

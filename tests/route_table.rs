@@ -444,7 +444,7 @@ fn renders_a_compiled_table() {
     assert_eq!(&out[14..17], &[0, 0, 0]);
     assert_eq!(out[17], layout::PAGE | layout::LOG);
     // The policy after the pool: the default scanner list, nothing else.
-    let agents: Vec<String> = route_table::admission::DEFAULT_DENY_AGENTS.iter().map(|a| format!("\"{a}\"")).collect();
+    let agents: Vec<String> = route_table::policy::DEFAULT_DENY_AGENTS.iter().map(|a| format!("\"{a}\"")).collect();
     assert_eq!(bytes.policy(), format!("{{\"agents\":[{}]}}", agents.join(",")));
     assert_eq!(out.len(), layout::HEADER + 2 * layout::RECORD + 2 * layout::HOST + layout::ALLOW + bytes.pool().len() + bytes.policy().len());
     let page = index_html(&table);
@@ -646,7 +646,7 @@ fn the_planner_refuses_bytes_that_are_not_its_table() {
 /// line and the fix.
 #[test]
 fn admission_keys_and_their_errors() {
-    use route_table::admission::{Client, DEFAULT_DENY_AGENTS};
+    use route_table::policy::{Client, DEFAULT_DENY_AGENTS};
     let routes = "[routes.a]\nhosts = [\"a.test\"]\nupstream = \"https://a.example\"\n";
     let t = parse(&format!(
         "access = \"MIRROR_KEYS\"\nclients = [\n  \"203.0.113.0/24\",\n  \"198.51.100.7\",\n  \"2001:DB8::/32\",\n  \"::ffff:0:0/96\",\n  \"country:cn\",\n  \"0.0.0.0/0\",\n]\ndeny_agents = [\"NetCraft\", \"My Scanner/1\"]\nrate_limit = \"MIRROR_RATE\"\n{routes}"

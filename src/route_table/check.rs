@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use super::admission::{self, Admission};
+use super::policy::{self as admission, Admission};
 use super::read::{RawRoute, Top};
 use super::{err, RouteSpec, Table, TableError};
 

@@ -26,7 +26,7 @@
 //!   fallback  1 byte each: a route's position
 //!   pool      the text, ASCII
 //!   policy    to the end of the table: who may use the mirror, as JSON
-//!             (`admission.rs`), for the entry; empty when the table
+//!             (`policy.rs`), for the entry; empty when the table
 //!             admits everyone. The planner does not read it.
 //! ```
 //!

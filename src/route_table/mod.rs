@@ -23,14 +23,14 @@
 //!   offsets into it), in the format of `layout.rs`, which the planner
 //!   (`src/routes.rs`) includes too.
 //! - `page.rs`: the browser page with every client's configuration.
-//! - `admission.rs`: the top-level `access`, `clients`, `deny_agents` and
+//! - `policy.rs`: the top-level `access`, `clients`, `deny_agents` and
 //!   `rate_limit`, checked and written as the entry's policy.
 //!
 //! Errors name the file and the 1-based line (computed from the crate's byte
 //! spans) and say how to fix the table. It does not look at the network:
 //! whether an upstream answers is for the worker to find out.
 
-pub mod admission;
+pub mod policy;
 mod check;
 #[allow(dead_code)]
 pub mod layout;
@@ -88,7 +88,7 @@ pub struct Table {
     pub log_client: bool,
     /// Who may use the mirror (`access`, `clients`, `deny_agents`,
     /// `rate_limit`): the entry's policy, after the table's pool.
-    pub admission: admission::Admission,
+    pub admission: policy::Admission,
 }
 
 /// A table error: 1-based line and a message that says how to fix it.

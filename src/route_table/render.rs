@@ -145,7 +145,7 @@ pub fn render(table: &Table) -> Result<Vec<u8>, TableError> {
         out.extend(part.iter());
     }
     out.extend(pool.text.as_bytes());
-    out.extend(super::admission::policy_json(&table.admission).as_bytes());
+    out.extend(super::policy::policy_json(&table.admission).as_bytes());
     if out.len() > layout::MAX || end > usize::from(u16::MAX) || routes.len() > usize::from(u16::MAX - 1) {
         return err(
             1,
