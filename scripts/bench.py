@@ -12,8 +12,10 @@ Contenders (the first is the one judged; ratios are it against each other):
           planner in wasm (`--contenders rust,nomemo` is the memo's A/B)
   access  the worker as shipped with bench/routes.bench-access.toml: access
           keys and a client allow list; every request carries the key (as
-          the first path segment) and an allowed CF-Connecting-IP, and the
-          comparison of answers takes the key out of the mirror's own URLs
+          the first path segment), and the comparison of answers takes the
+          key out of the mirror's own URLs
+Every request to every contender carries CF-Connecting-IP, as Cloudflare
+sets it on every request (the access contender's allow list admits it).
   js      bench/baseline.js: the same mirror job written as a lean JavaScript
           worker would be (same answers, same subrequests)
   floor   bench/floor.js: each kind's inherent work only (constant local
@@ -173,11 +175,13 @@ def specs_for(c, name, up):
     for seed 002 what a client sends it for that step (possibly none)."""
     if c.kind == "seed002":
         return loadlib.seed002_kinds(up.blob_digest, SEED002_REDIRECTS).get(name, [])
-    kind = loadlib.kinds(up.blob_digest)[name]
+    # Every request carries CF-Connecting-IP, as Cloudflare sets it on every
+    # request a worker gets (the access contender's allow list admits it).
+    method, path, headers, status, body = loadlib.kinds(up.blob_digest)[name]
+    headers = {**headers, "CF-Connecting-IP": CLIENT_IP}
     if c.keyed is not None:
-        method, path, headers, status, body = kind
-        return [(method, f"/{c.keyed}{path}", {**headers, "CF-Connecting-IP": "203.0.113.9"}, status, body)]
-    return [kind]
+        path = f"/{c.keyed}{path}"
+    return [(method, path, headers, status, body)]
 
 
 def first_answer(contender):
@@ -186,7 +190,7 @@ def first_answer(contender):
     if contender.keyed is None:
         c.request("GET", "/v2/", headers={"Host": loadlib.MIRROR_HOST})
     else:
-        c.request("GET", f"/{contender.keyed}/v2/", headers={"Host": loadlib.MIRROR_HOST, "CF-Connecting-IP": "203.0.113.9"})
+        c.request("GET", f"/{contender.keyed}/v2/", headers={"Host": loadlib.MIRROR_HOST, "CF-Connecting-IP": CLIENT_IP})
     s = c.getresponse().status
     c.close()
     return s
@@ -284,6 +288,8 @@ def contenders_from(spec, a, work):
 
 # The access contender's key (any of the form: 16 or more of A-Z a-z 0-9 _ -).
 BENCH_KEY = "bench-key-0123456789abcdef"
+# The client address every request carries (inside the access table's list).
+CLIENT_IP = "203.0.113.9"
 
 
 def fmt(us, width=0):
