@@ -7,7 +7,9 @@ request kind's load, side by side.
 
 CONTENDERs are as for scripts/bench.py: a build directory with index.js and
 index_bg.wasm (build/ after scripts/build-worker.sh), or js, floor, rung1 to
-rung4. Each runs under plain `workerd serve` with V8's --perf-basic-prof (so
+rung4; a build directory whose name ends in -keyed is an access table's
+(bench/routes.bench-access.toml), asked with the key as the benchmark's
+access contender is. Each runs under plain `workerd serve` with V8's --perf-basic-prof (so
 JIT-compiled JavaScript and wasm functions have names), one after the other,
 pinned to CPU 0, with the benchmark's nginx upstream and load (wrk, one kind,
 bench/load.lua). `perf record -e cpu-clock` samples the workerd process
@@ -45,6 +47,11 @@ def part(dso, sym):
     return "workerd"
 
 
+# The benchmark's key and client address (scripts/bench.py).
+BENCH_KEY = "bench-key-0123456789abcdef"
+CLIENT_IP = "203.0.113.9"
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("kind", choices=list(loadlib.kinds("sha256:x")))
@@ -71,10 +78,16 @@ def main():
         for _ in range(a.rounds):
             for c in a.contenders:
                 build = c if os.path.isfile(os.path.join(c, "index_bg.wasm")) else None
+                keyed = c.rstrip("/").endswith("-keyed")
                 w = loadlib.Workerd(work, "rust" if build else c, ADDR, build=build,
-                                    name=os.path.basename(c.rstrip("/")), cpu=0)
+                                    name=os.path.basename(c.rstrip("/")), cpu=0,
+                                    bindings={"MIRROR_KEYS": BENCH_KEY} if keyed else None)
                 try:
-                    spec = loadlib.kinds(up.blob_digest)[a.kind]
+                    # As scripts/bench.py asks: CF-Connecting-IP on every
+                    # request, the key first in a keyed contender's paths.
+                    method, path, headers, status, body = loadlib.kinds(up.blob_digest)[a.kind]
+                    spec = (method, f"/{BENCH_KEY}{path}" if keyed else path, {**headers, "CF-Connecting-IP": CLIENT_IP},
+                            status, body)
                     fresh += 1
                     shaped = (lambda k: fresh * 10**10 + k) if a.shape == "first-seen" else (lambda k: None)
                     loadlib.wrk(ADDR, spec, 2, fresh=shaped(0))  # warm-up, not sampled

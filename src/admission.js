@@ -245,9 +245,11 @@ export function unkeyParams(keys, params, got) {
   return parts.join("&");
 }
 
-// The request URL without its key: { url, n, key } with the key's number,
-// or null when it carries none (or still holds a key once the copies are
-// cut: a key in a place no client puts it is never passed on).
+// The request URL without its key: { url, n, key, origin } with the key's
+// number and the URL's origin (the mirror's own, which its answers' URLs
+// carry the key back on), or null when it carries none (or still holds a
+// key once the copies are cut: a key in a place no client puts it is never
+// passed on). Allocates little: it runs on every request of a keyed table.
 export function unlock(keys, url) {
   const p = url.indexOf("/", url.indexOf("//") + 2);
   if (p < 0) return null;
@@ -276,7 +278,7 @@ export function unlock(keys, url) {
   if (got.n === 0) return null;
   const out = origin + path + (q < 0 ? "" : "?" + query);
   for (const k of keys) if (out.includes(k)) return null;
-  return { url: out, n: got.n, key: got.key };
+  return { url: out, n: got.n, key: got.key, origin };
 }
 
 // Whether a form body still holds a key (after unkeyParams).
@@ -289,7 +291,7 @@ export function holdsKey(keys, s) {
 // client's key as its first path segment, so the client's next request
 // carries it too. Other origins (a CDN's) are left as they are.
 export function withKey(s, origin, key) {
-  return s === "" ? s : s.split(origin + "/").join(origin + "/" + key + "/");
+  return s === "" ? s : s.replaceAll(origin + "/", origin + "/" + key + "/");
 }
 
 // Manifest and blob requests, which a rate limit counts.

@@ -33,7 +33,7 @@ import TABLE from "./table.bin";
 import PAGE from "./page.html";
 import MESSAGES, { AGENT_DENIED, CLIENT_DENIED, KEY_MISSING, KEY_PING, KEYS_UNSET, MIRROR_LIMIT } from "messages";
 import {
-  agentPattern, allowedClient, crawler, deniedAgent, holdsKey, keysOf, policyOf, pulls, ranges, rateKey, unkeyParams, unlock,
+  address, agentPattern, allowedClient, crawler, inRanges, deniedAgent, holdsKey, keysOf, policyOf, pulls, ranges, rateKey, unkeyParams, unlock,
   withKey,
 } from "./admission.js";
 import { tokenOf } from "./token_answer.js";
@@ -431,9 +431,12 @@ function admit(request, env, h) {
   if (deniedAgent(AGENTS, h.get("user-agent"))) return refuse(AGENT_DENIED, "", h, "agent", {});
   if (RANGES !== null) {
     const ip = h.get("cf-connecting-ip");
-    const country = () => (request.cf ? request.cf.country : undefined);
-    if (!allowedClient(RANGES, P.countries, ip, country)) {
-      return refuse(CLIENT_DENIED, (ip || "no address") + ", country " + (country() || "unknown"), h, "client", {});
+    // In a range: admitted without making the country's reader.
+    if (!inRanges(RANGES, address(ip))) {
+      const country = () => (request.cf ? request.cf.country : undefined);
+      if (!allowedClient(RANGES, P.countries, ip, country)) {
+        return refuse(CLIENT_DENIED, (ip || "no address") + ", country " + (country() || "unknown"), h, "client", {});
+      }
     }
   }
   let url = request.url;
@@ -447,10 +450,10 @@ function admit(request, env, h) {
     const keys = KEYS;
     if (keys === null) return refuse(KEYS_UNSET, P.access, h, "", {});
     const u = unlock(keys, url);
-    const p = pathAt(url);
-    const origin = url.slice(0, p);
     const post = method === "POST";
     if (u === null) {
+      const p = pathAt(url);
+      const origin = url.slice(0, p);
       const path = url.slice(p).split("?", 1)[0];
       if (post && (path === "/token" || path.startsWith("/token/"))) return formKey(request, env, h, keys, url, null);
       return path === "/v2/" || path === "/v2"
@@ -459,7 +462,7 @@ function admit(request, env, h) {
         : refuse(KEY_MISSING, "", h, "key", {});
     }
     url = u.url;
-    kx = { n: u.n, key: u.key, origin };
+    kx = u;
     if (post) return formKey(request, env, h, keys, url, kx);
   }
   if (P.rate !== undefined && pulls(url)) {

@@ -194,7 +194,7 @@ test("keys: every place a client carries one, cut out", () => {
     // docker search HOST/KEY/term.
     [`${H}/v1/search?q=${K1}%2Fbusybox&n=25`, `${H}/v1/search?q=busybox&n=25`, 1],
   ]) {
-    assert.deepEqual(unlock(KEYS, url), { url: want, n, key: n === 1 ? K1 : K2 }, url);
+    assert.deepEqual(unlock(KEYS, url), { url: want, n, key: n === 1 ? K1 : K2, origin: url.slice(0, url.indexOf("/", 8)) }, url);
   }
 });
 
