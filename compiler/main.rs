@@ -21,6 +21,7 @@
 #[path = "../src/route_table/mod.rs"]
 mod route_table;
 
+use std::io::Write;
 use std::path::Path;
 
 fn main() {
@@ -29,7 +30,7 @@ fn main() {
 
 fn run(args: &[String]) -> i32 {
     let (Some(file), Some(out)) = (args.get(1), args.get(2)) else {
-        eprintln!("usage: route-table TABLE OUT [NAME]: compiles the route table TABLE into OUT/table.bin and OUT/page.html");
+        say("usage: route-table TABLE OUT [NAME]: compiles the route table TABLE into OUT/table.bin and OUT/page.html");
         return 2;
     };
     let name = args.get(3).unwrap_or(file);
@@ -65,6 +66,14 @@ fn run(args: &[String]) -> i32 {
 }
 
 fn fail(message: &str) -> i32 {
-    eprintln!("error: {}", message);
+    say(&format!("error: {}", message));
     1
+}
+
+/// One line on stderr in one write. `eprintln!` writes its pieces one by
+/// one to the unbuffered stderr, and under WASI each is a write of its own:
+/// `wrangler`, which prefixes every chunk of a custom build's output with
+/// `[custom build]`, then showed `error: ` and the message on two lines.
+fn say(line: &str) {
+    let _ = std::io::stderr().write_all(format!("{}\n", line).as_bytes());
 }
