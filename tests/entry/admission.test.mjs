@@ -179,6 +179,8 @@ test("keys: every place a client carries one, cut out", () => {
     [`${H}/${K2}/v2/library/busybox/manifests/latest?ns=docker.io`, `${H}/v2/library/busybox/manifests/latest?ns=docker.io`, 2],
     [`${H}/${K1}/`, `${H}/`, 1],
     [`${H}/${K1}`, `${H}/`, 1],
+    [`${H}/${K1}?ns=docker.io&x=/y`, `${H}/?ns=docker.io&x=/y`, 1],
+    [`${H}/${K2}/v2/a/b/tags/list?n=1/2`, `${H}/v2/a/b/tags/list?n=1/2`, 2],
     [`${H}/${K1}/token/docker.io?scope=repository:busybox:pull`, `${H}/token/docker.io?scope=repository:busybox:pull`, 1],
     // The first component of the name: a reference, registries.conf.
     [`${H}/v2/${K1}/busybox/manifests/latest`, `${H}/v2/busybox/manifests/latest`, 1],
