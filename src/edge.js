@@ -104,7 +104,6 @@ const RANGES = POLICY !== null && POLICY.clients !== undefined ? ranges(POLICY.c
 // request of an isolate; a new secret comes with a new isolate).
 let keyEnv = null;
 let KEYS = null;
-const ROBOTS = { "x-robots-tag": "noindex, nofollow" };
 
 // The last action: its bytes (the I/O buffer, or the memo's copy of its
 // first four), read synchronously right after the call that made it,
@@ -405,7 +404,9 @@ export default {
   fetch(request, env) {
     // The request's facts read once: each read is a call into the runtime.
     const h = request.headers;
-    return POLICY === null ? serve(request, env, h, request.method, request.url, null, undefined) : admit(request, env, h);
+    if (POLICY !== null) return admit(request, env, h);
+    const url = request.url;
+    return robotsPath(url) ? robots(h) : serve(request, env, h, request.method, url, null, undefined);
   },
 };
 
@@ -440,9 +441,10 @@ function admit(request, env, h) {
     }
   }
   let url = request.url;
+  if (robotsPath(url)) return robots(h);
   const method = request.method;
   let kx = null;
-  if (P.access !== undefined && !robotsPath(url)) {
+  if (P.access !== undefined) {
     if (env !== keyEnv) {
       keyEnv = env;
       KEYS = keysOf(env[P.access]);
@@ -497,13 +499,15 @@ async function limited(request, env, h, method, url, kx, limiter) {
   return serve(request, env, h, method, url, kx, undefined);
 }
 
+// /robots.txt, everyone's (no key needed): disallows everything.
+function robots(h) {
+  if (LOGS) log("\trobots\t\t", 200, -1, false, 0, h, null, "");
+  return new Response("User-agent: *\nDisallow: /\n", { headers: { "content-type": "text/plain; charset=utf-8", "x-robots-tag": "noindex, nofollow" } });
+}
+
 // The request, admitted, to the planner: `url` without the key, `form` the
 // token form already read (undefined: read when the planner asks).
 function serve(request, env, h, m, url, kx, form) {
-  if (robotsPath(url)) {
-    if (LOGS) log("\trobots\t\t", 200, -1, false, 0, h, kx, "");
-    return new Response("User-agent: *\nDisallow: /\n", { headers: { "content-type": "text/plain; charset=utf-8", ...ROBOTS } });
-  }
   const authorization = h.get("authorization");
   const accept = h.get("accept");
   const flags = (authorization !== null ? 1 : 0) | (accept !== null && accept.includes("text/html") ? 2 : 0);

@@ -87,6 +87,20 @@ def in_ns(hosts_file, cmd):
             'mount --bind "$0" /etc/hosts && exec "$@"', hosts_file] + cmd
 
 
+
+def http_request(ip, method, host, path, headers=None, body=None):
+    """One HTTP request to a worker listening on `ip` port 80 (the mirror,
+    or one of ACCESS_HOSTS), with the given Host; returns (status, headers
+    as a list of pairs, body bytes)."""
+    conn = http.client.HTTPConnection(ip, MIRROR_PORT, timeout=60)
+    h = {"Host": host}
+    h.update(headers or {})
+    conn.request(method, path, body=body, headers=h)
+    r = conn.getresponse()
+    data = r.read()
+    conn.close()
+    return r.status, r.getheaders(), data
+
 class Stack:
     def __init__(self, workdir):
         self.dir = workdir
@@ -149,14 +163,7 @@ class Stack:
     def request(self, method, host, path, headers=None, body=None):
         """One HTTP request to the worker with the given Host; returns
         (status, headers as a list of pairs, body bytes)."""
-        conn = http.client.HTTPConnection(MIRROR_IP, MIRROR_PORT, timeout=60)
-        h = {"Host": host}
-        h.update(headers or {})
-        conn.request(method, path, body=body, headers=h)
-        r = conn.getresponse()
-        data = r.read()
-        conn.close()
-        return r.status, r.getheaders(), data
+        return http_request(MIRROR_IP, method, host, path, headers, body)
 
 
 def registry_config(path, storage, addr, auth, storage_extra=""):

@@ -16,7 +16,6 @@ or log line may hold one (test_zz_..., last in the file).
 
 import base64
 import hashlib
-import http.client
 import json
 import os
 import pathlib
@@ -29,7 +28,7 @@ import tempfile
 
 import pytest
 
-from conftest import ACCESS_HOSTS, ROOT, Tap, in_ns, port_open
+from conftest import ACCESS_HOSTS, ROOT, Tap, http_request, in_ns, port_open
 from devstack import Proc, wait_for
 
 KEY1 = "canary1-" + secrets.token_hex(12)
@@ -132,14 +131,8 @@ def access(stack):
 
 
 def request(host, path, headers=None, method="GET", body=None):
-    conn = http.client.HTTPConnection(ACCESS_HOSTS[host], 80, timeout=60)
-    h = {"Host": host}
-    h.update(headers or {})
-    conn.request(method, path, body=body, headers=h)
-    r = conn.getresponse()
-    data = r.read()
-    conn.close()
-    return r.status, {k.lower(): v for k, v in r.getheaders()}, data
+    status, pairs, data = http_request(ACCESS_HOSTS[host], method, host, path, headers, body)
+    return status, {k.lower(): v for k, v in pairs}, data
 
 
 def upstream_marks(stack):
