@@ -207,7 +207,7 @@ def cold_starts(work, contenders, runs):
                 times[c.name].append((time.time() - p.started) * 1000)
             finally:
                 p.close()
-    return {n: statistics.median(t) for n, t in times.items()}
+    return {n: statistics.median(t) for n, t in times.items() if t}
 
 
 _fresh = itertools.count(1)
@@ -343,8 +343,9 @@ def markdown(report, contenders, shapes, a, cold):
             us = [fmt(row["us"][c.name]) for c in contenders]
             ratios = ["-" if row["ratio"][o] is None else f"{row['ratio'][o]:.2f}" for o in others]
             out.append(f"| {kind} | " + " | ".join(us + ratios) + " |")
-    out.append("\nCold start (spawn workerd to the first answer, median, interleaved): "
-               + ", ".join(f"{n} {ms:.0f} ms" for n, ms in cold.items()) + ".\n")
+    if cold:
+        out.append("\nCold start (spawn workerd to the first answer, median, interleaved): "
+                   + ", ".join(f"{n} {ms:.0f} ms" for n, ms in cold.items()) + ".\n")
     return "\n".join(out)
 
 
@@ -355,7 +356,7 @@ def main():
     ap.add_argument("--rounds", type=int, default=5, help="interleaved rounds over all kinds, per shape")
     ap.add_argument("--seconds", type=int, default=2, help="seconds of load per kind, contender and round")
     ap.add_argument("--requests", type=int, default=200000, help="cap on requests per run")
-    ap.add_argument("--cold-runs", type=int, default=7)
+    ap.add_argument("--cold-runs", type=int, default=7, help="cold starts per contender (0: none)")
     ap.add_argument("--no-build", action="store_true", help="use build/ as it is for the rust contender")
     ap.add_argument("--routes", default="bench/routes.bench.toml",
                     help="route table for the Rust build (bench/routes.bench-log.toml: the same with log = true)")
@@ -420,8 +421,9 @@ def main():
         report = {}
         for shape in shapes:
             report[shape] = summary(results[shape], kinds, contenders, shape, a.rounds)
-        print(f"\ncold start (spawn workerd -> first answer, median of {a.cold_runs}, interleaved): "
-              + ", ".join(f"{n} {ms:.0f} ms" for n, ms in cold.items()))
+        if cold:
+            print(f"\ncold start (spawn workerd -> first answer, median of {a.cold_runs}, interleaved): "
+                  + ", ".join(f"{n} {ms:.0f} ms" for n, ms in cold.items()))
         print("workerd RSS after the run: " + ", ".join(f"{n} {w.rss_kib()} KiB" for n, w in running.items()))
         if a.markdown:
             with open(a.markdown, "w") as f:
