@@ -14,6 +14,9 @@ Contenders (the first is the one judged; ratios are it against each other):
           keys and a client allow list; every request carries the key (as
           the first path segment), and the comparison of answers takes the
           key out of the mirror's own URLs
+  rate    the access contender with a rate limit too (rate_limit, the
+          binding miniflare's under workerd, its limit never reached): what
+          the call costs on manifest and blob requests
 Every request to every contender carries CF-Connecting-IP, as Cloudflare
 sets it on every request (the access contender's allow list admits it).
   js      bench/baseline.js: the same mirror job written as a lean JavaScript
@@ -266,6 +269,20 @@ def contenders_from(spec, a, work):
             build = os.path.join(work, "build-access")
             loadlib.build_worker(features=a.features or None, routes="bench/routes.bench-access.toml", out=build)
             out.append(Contender(name, addr, "rust", build, bindings={"MIRROR_KEYS": BENCH_KEY}, keyed=BENCH_KEY))
+        elif name == "rate":
+            # The access table with a rate limit as well (rate_limit naming
+            # a [[ratelimits]] binding; workerd gets miniflare's, as
+            # `wrangler dev` does): what counting each manifest and blob
+            # request against the binding adds to keys and clients.
+            if a.no_build:
+                sys.exit("--no-build uses build/ as it is; it cannot provide the rate build")
+            table = os.path.join(work, "routes.bench-rate.toml")
+            with open(table, "w") as f:
+                f.write('rate_limit = "MIRROR_RATE"\n' + open(os.path.join(loadlib.ROOT, "bench", "routes.bench-access.toml")).read())
+            build = os.path.join(work, "build-rate")
+            loadlib.build_worker(features=a.features or None, routes=table, out=build)
+            out.append(Contender(name, addr, "rust", build, keyed=BENCH_KEY,
+                                 bindings={"MIRROR_KEYS": BENCH_KEY, "MIRROR_RATE": loadlib.RateLimit(10**9, 60)}))
         elif name == "seed002":
             out.append(Contender(name, addr, "seed002"))
         elif name == "js":
@@ -279,7 +296,7 @@ def contenders_from(spec, a, work):
             keyed = BENCH_KEY if base.endswith("-keyed") else None
             out.append(Contender(base, addr, "rust", name, bindings={"MIRROR_KEYS": BENCH_KEY} if keyed else None, keyed=keyed))
         else:
-            sys.exit(f"unknown contender {name!r}: rust, nomemo, access, js, floor, rung1 to rung4 or a directory with a prebuilt worker")
+            sys.exit(f"unknown contender {name!r}: rust, nomemo, access, rate, js, floor, rung1 to rung4 or a directory with a prebuilt worker")
     names = [c.name for c in out]
     if len(set(names)) != len(names):
         sys.exit(f"contenders need distinct names (a directory's name is its last component): {', '.join(names)}")
