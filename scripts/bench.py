@@ -18,7 +18,8 @@ Contenders (the first is the one judged; ratios are it against each other):
           binding miniflare's under workerd, its limit never reached): what
           the call costs on manifest and blob requests
 Every request to every contender carries CF-Connecting-IP, as Cloudflare
-sets it on every request (the access contender's allow list admits it).
+sets it on every request (the access contender's allow list admits it), and
+dockerd's User-Agent.
   js      bench/baseline.js: the same mirror job written as a lean JavaScript
           worker would be (same answers, same subrequests)
   floor   bench/floor.js: each kind's inherent work only (constant local
@@ -179,9 +180,11 @@ def specs_for(c, name, up):
     if c.kind == "seed002":
         return loadlib.seed002_kinds(up.blob_digest, SEED002_REDIRECTS).get(name, [])
     # Every request carries CF-Connecting-IP, as Cloudflare sets it on every
-    # request a worker gets (the access contender's allow list admits it).
+    # request a worker gets (the access contender's allow list admits it),
+    # and a registry client's User-Agent (which the scanner list is tested
+    # against), as every client sends one.
     method, path, headers, status, body = loadlib.kinds(up.blob_digest)[name]
-    headers = {**headers, "CF-Connecting-IP": CLIENT_IP}
+    headers = {"User-Agent": CLIENT_AGENT, **headers, "CF-Connecting-IP": CLIENT_IP}
     if c.keyed is not None:
         path = f"/{c.keyed}{path}"
     return [(method, path, headers, status, body)]
@@ -303,10 +306,8 @@ def contenders_from(spec, a, work):
     return out
 
 
-# The access contender's key (any of the form: 16 or more of A-Z a-z 0-9 _ -).
-BENCH_KEY = "bench-key-0123456789abcdef"
-# The client address every request carries (inside the access table's list).
-CLIENT_IP = "203.0.113.9"
+# The key, client address and User-Agent of the requests (scripts/loadlib.py).
+BENCH_KEY, CLIENT_IP, CLIENT_AGENT = loadlib.BENCH_KEY, loadlib.CLIENT_IP, loadlib.CLIENT_AGENT
 
 
 def fmt(us, width=0):

@@ -178,6 +178,17 @@ def seed002_script():
     return code
 
 
+# The benchmark's requests (scripts/bench.py, scripts/profile.py): the
+# access contender's key, and what every request carries.
+# The key (any of the form: 16 or more of A-Z a-z 0-9 _ -).
+BENCH_KEY = "bench-key-0123456789abcdef"
+# The client address every request carries (inside the access table's list).
+CLIENT_IP = "203.0.113.9"
+# The User-Agent every request carries: Docker Engine 24's, as dockerd sends it.
+CLIENT_AGENT = ("docker/24.0.7 go/go1.20.10 git-commit/311b9ff kernel/6.1.0-13-amd64 os/linux arch/amd64 "
+                "UpstreamClient(Docker-Client/24.0.7 \\(linux\\))")
+
+
 # A Rate Limiting binding ([[ratelimits]]: `limit` requests per key per
 # `period` seconds) for a Workerd: workerd has no implementation of its
 # own, so it gets miniflare's (the one `wrangler dev` runs: an in-memory

@@ -47,9 +47,8 @@ def part(dso, sym):
     return "workerd"
 
 
-# The benchmark's key and client address (scripts/bench.py).
-BENCH_KEY = "bench-key-0123456789abcdef"
-CLIENT_IP = "203.0.113.9"
+# The benchmark's key, client address and User-Agent (scripts/loadlib.py).
+BENCH_KEY, CLIENT_IP, CLIENT_AGENT = loadlib.BENCH_KEY, loadlib.CLIENT_IP, loadlib.CLIENT_AGENT
 
 
 def main():
@@ -86,7 +85,7 @@ def main():
                     # As scripts/bench.py asks: CF-Connecting-IP on every
                     # request, the key first in a keyed contender's paths.
                     method, path, headers, status, body = loadlib.kinds(up.blob_digest)[a.kind]
-                    spec = (method, f"/{BENCH_KEY}{path}" if keyed else path, {**headers, "CF-Connecting-IP": CLIENT_IP},
+                    spec = (method, f"/{BENCH_KEY}{path}" if keyed else path, {"User-Agent": CLIENT_AGENT, **headers, "CF-Connecting-IP": CLIENT_IP},
                             status, body)
                     fresh += 1
                     shaped = (lambda k: fresh * 10**10 + k) if a.shape == "first-seen" else (lambda k: None)

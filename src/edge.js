@@ -429,11 +429,22 @@ function robotsPath(url) {
 // in them get it back) and its number to the log line.
 function admit(request, env, h) {
   const P = POLICY;
-  if (deniedAgent(AGENTS, h.get("user-agent"))) return refuse(AGENT_DENIED, "", h, "agent", {});
+  if (AGENTS !== null) {
+    const ua = h.get("user-agent");
+    if (ua !== lastAgent) {
+      lastAgent = ua;
+      lastDenied = deniedAgent(AGENTS, ua);
+    }
+    if (lastDenied) return refuse(AGENT_DENIED, "", h, "agent", {});
+  }
   if (RANGES !== null) {
     const ip = h.get("cf-connecting-ip");
+    if (ip !== lastAddress) {
+      lastAddress = ip;
+      lastInRange = inRanges(RANGES, address(ip));
+    }
     // In a range: admitted without making the country's reader.
-    if (!inRanges(RANGES, address(ip))) {
+    if (!lastInRange) {
       const country = () => (request.cf ? request.cf.country : undefined);
       if (!allowedClient(RANGES, P.countries, ip, country)) {
         return refuse(CLIENT_DENIED, (ip || "no address") + ", country " + (country() || "unknown"), h, "client", {});
@@ -478,6 +489,11 @@ function admit(request, env, h) {
   return serve(request, env, h, method, url, kx, undefined);
 }
 let unbound = false;
+// The verdicts on the last User-Agent and the last address, which a
+// client's next request nearly always brings again: a string compare
+// instead of the scanner pattern over some 130 characters (0.2 us) and
+// the address parsed and matched.
+let lastAgent = null, lastDenied = false, lastAddress = null, lastInRange = false;
 
 // A POST to the token endpoint on a mirror with keys: its form read first,
 // the key cut out of its scopes (where a client whose realm had none puts
