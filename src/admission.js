@@ -168,9 +168,11 @@ export function inRanges(r, a) {
 // else its country (read only then: `country()`, Cloudflare's
 // request.cf.country) among the countries.
 export function allowedClient(r, countries, ip, country) {
-  if (inRanges(r, address(ip))) return true;
-  if (countries.length === 0) return false;
-  const c = country();
+  return inRanges(r, address(ip)) || (countries.length !== 0 && inCountries(countries, country()));
+}
+
+// Whether a country (request.cf.country) is among the countries.
+export function inCountries(countries, c) {
   return typeof c === "string" && countries.includes(c.toUpperCase());
 }
 

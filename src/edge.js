@@ -33,7 +33,7 @@ import TABLE from "./table.bin";
 import PAGE from "./page.html";
 import MESSAGES, { AGENT_DENIED, CLIENT_DENIED, KEY_MISSING, KEY_PING, KEYS_UNSET, MIRROR_LIMIT } from "messages";
 import {
-  address, agentPattern, allowedClient, crawler, inRanges, deniedAgent, holdsKey, keysOf, policyOf, pulls, ranges, rateKey, unkeyParams, unlock,
+  address, agentPattern, crawler, inCountries, inRanges, deniedAgent, holdsKey, keysOf, policyOf, pulls, ranges, rateKey, unkeyParams, unlock,
   withKey,
 } from "./admission.js";
 import { tokenOf } from "./token_answer.js";
@@ -443,11 +443,11 @@ function admit(request, env, h) {
       lastAddress = ip;
       lastInRange = inRanges(RANGES, address(ip));
     }
-    // In a range: admitted without making the country's reader.
+    // In a range: admitted without reading the country.
     if (!lastInRange) {
-      const country = () => (request.cf ? request.cf.country : undefined);
-      if (!allowedClient(RANGES, P.countries, ip, country)) {
-        return refuse(CLIENT_DENIED, (ip || "no address") + ", country " + (country() || "unknown"), h, "client", {});
+      const country = request.cf ? request.cf.country : undefined;
+      if (!inCountries(P.countries, country)) {
+        return refuse(CLIENT_DENIED, (ip || "no address") + ", country " + (country || "unknown"), h, "client", {});
       }
     }
   }
