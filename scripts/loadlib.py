@@ -198,6 +198,11 @@ RateLimit = collections.namedtuple("RateLimit", "limit period")
 RATELIMIT_MODULE = os.path.join(ROOT, "node_modules", "miniflare", "dist", "src", "workers", "ratelimit", "ratelimit.worker.js")
 
 
+# A command that workerd runs under (scripts/icount.py: valgrind's
+# callgrind, counting the instructions it executes).
+WRAP = []
+
+
 class Workerd:
     """One worker under plain `workerd serve` (no wrangler proxy, inspector or
     logging in the way). kind is "rust" (the build in `build`, default
@@ -247,7 +252,7 @@ class Workerd:
                                           extensions=extensions))
         self.log = open(os.path.join(d, "workerd.log"), "w")
         self.started = time.time()
-        cmd = [WORKERD, "serve", self.config]
+        cmd = WRAP + [WORKERD, "serve", self.config]
         if cpu is not None:
             # On a CPU of its own, away from the load generator and nginx.
             cmd = ["taskset", "-c", str(cpu)] + cmd

@@ -214,6 +214,17 @@ while (n < MAX_REQUESTS && Date.now() - t0 < seconds * 1000) {
   // mirror's own answers, which the e2e suite checks).
   const browser = g.headers.accept === "text/html" || g.headers["user-agent"].startsWith("Mozilla/");
   if (browser && res.headers.get("x-robots-tag") !== "noindex, nofollow") fail("no X-Robots-Tag", g, [...res.headers].join("\n"));
+  // The mirror's own answers (no fetch made them) carry it whoever asks,
+  // and a challenge of theirs names this request's host: the headers of an
+  // answer the entry kept from an earlier request (edge.js ownHeaders) are
+  // never another host's or another key's.
+  if (fetches.length === 0) {
+    if (res.headers.get("x-robots-tag") !== "noindex, nofollow") fail("no X-Robots-Tag on the mirror's own answer", g, [...res.headers].join("\n"));
+    const challenge = res.headers.get("www-authenticate");
+    if (challenge !== null && !challenge.startsWith(`Bearer realm="https://${new URL(g.url).host}/`)) {
+      fail("a challenge for another host", g, challenge);
+    }
+  }
   const text = g.method === "HEAD" ? "" : await res.text();
   const inRequest = g.url + (g.body || "");
   const broughtValid = KEYS.some((k) => inRequest.includes(k));
