@@ -360,27 +360,34 @@ function log(about, status, upStatus, redirected, ms, h, kx, refused) {
   console.log(line + "}");
 }
 
-// The headers of a local answer: its challenge, Allow and memory probe
-// ("" for none) with the fixed ones. A Headers object when the last answer
-// had the same (every /v2/ ping of a host does): workerd copies one into a
-// Response in C++, about 0.5 us less than reading four names and values out
-// of a plain object, which is what X-Robots-Tag, the fourth, costs. Built on
-// the second answer in a row with the same headers, since building one and
-// copying it costs 2.5 us more than the plain object: an answer whose
-// headers change every time (a 404 naming a new repository has none of its
-// own, but a challenge carries the scope) pays only three comparisons.
-function ownHeaders(challenge, allow, probe) {
-  if (challenge === ownChallenge && allow === ownAllow && probe === ownProbe) {
-    if (ownMade === null) ownMade = new Headers(plainHeaders(challenge, allow, probe));
+// The headers of a local answer: its challenge (with the request's key put
+// back, `kx` not null), Allow and memory probe ("" for none) with the fixed
+// ones. A Headers object when the last answer had the same (every /v2/ ping
+// of a host does): workerd copies one into a Response in C++, about 0.5 us
+// less than reading four names and values out of a plain object, which is
+// what X-Robots-Tag, the fourth, costs. Built on the second answer in a row
+// with the same headers, since building one and copying it costs 2.5 us
+// more than the plain object: an answer whose headers change every time (a
+// 404 naming a new repository has none of its own, but a challenge carries
+// the scope) pays only the comparisons. Compared before the key is put
+// back, so a repeat with a key skips withKey (a replaceAll and the strings
+// it joins, which workerd then flattens).
+function ownHeaders(challenge, allow, probe, kx) {
+  const key = kx === null ? null : kx.key, origin = kx === null ? null : kx.origin;
+  if (challenge === ownChallenge && allow === ownAllow && probe === ownProbe && key === ownKey && origin === ownOrigin) {
+    if (ownMade === null) ownMade = new Headers(ownPlain);
     return ownMade;
   }
   ownChallenge = challenge;
   ownAllow = allow;
   ownProbe = probe;
+  ownKey = key;
+  ownOrigin = origin;
   ownMade = null;
-  return plainHeaders(challenge, allow, probe);
+  ownPlain = plainHeaders(kx === null ? challenge : withKey(challenge, origin, key), allow, probe);
+  return ownPlain;
 }
-let ownChallenge = null, ownAllow = null, ownProbe = null, ownMade = null;
+let ownChallenge = null, ownAllow = null, ownProbe = null, ownKey = null, ownOrigin = null, ownMade = null, ownPlain = null;
 
 function plainHeaders(challenge, allow, probe) {
   const headers = { "content-type": "application/json", "docker-distribution-api-version": "registry/2.0",
@@ -401,7 +408,7 @@ function answer(op, h, upStatus, redirected, ms, kx) {
   if (op === ANSWER) {
     const m = act[1];
     const challenge = text(0);
-    const headers = ownHeaders(kx === null ? challenge : withKey(challenge, kx.origin, kx.key), text(1), text(2));
+    const headers = ownHeaders(challenge, text(1), text(2), kx);
     const status = MESSAGES[m][0];
     if (LOGS) log(text(3), status, upStatus, redirected, ms, h, kx, "");
     return new Response(oci(m, text(4), undefined), { status, headers });
