@@ -9,26 +9,30 @@ counted by valgrind's callgrind instead of timed.
 scripts/bench.py times workerd's CPU, and on a shared 2-core machine a kind's
 ratio between two builds moves by about 4 % from one 9-round run to the
 next, more than a 3 % budget. An instruction count does not depend on what
-else the machine is doing: the same requests to the same build count the
-same within a fraction of a percent. This script runs each contender's
-workerd under `valgrind --tool=callgrind` with instrumentation off (about
-1,500 requests a second, so a warm-up is quick), sends each kind `--warm`
-requests (V8 compiles the hot functions meanwhile), then switches
-instrumentation on, sends `--requests` more on one keep-alive connection,
-dumps the counters and switches it off again. The count is every
-instruction workerd's threads execute for those requests (its HTTP
-handling, V8's JavaScript and compilers, the wasm, the garbage collector),
-not the kernel's work (reads, writes, epoll), which is the same for every
-contender doing the same job. It is a proxy for CPU time, not CPU time: a
-cache miss or a mispredicted branch costs more than one instruction, and
-under valgrind V8 never optimizes JavaScript (with --trace-opt in v8Flags
-it reports no compile at all; natively Maglev compiles the entry's
-functions within the first thousand requests): the entry's JavaScript
-runs in the interpreter, so its share is inflated several times, while the
-wasm (compiled) and workerd's C++ (headers, strings, allocation) count as
-they run natively. So it tells where a difference is (callgrind_annotate on
-the dumps, kept with --keep) more than how much it costs: judge CPU with
-bench.py.
+else the machine is doing: in one process, the same requests count the same
+within a fraction of a percent. Between fresh processes it still moves by
+up to about 4 % (the same build's repeated local 401: 217 and 225 thousand
+in two runs), as the garbage collector and V8's compilers run at other
+moments: judge a difference from several rounds, as with bench.py.
+
+This script runs each contender's workerd under `valgrind --tool=callgrind`
+with instrumentation off (about 1,500 requests a second, so a warm-up is
+quick), sends each kind `--warm` requests (the wasm's compilers and the
+first garbage collections run meanwhile), then switches instrumentation on,
+sends `--requests` more on one keep-alive connection, dumps the counters and
+switches it off again. The count is every instruction workerd's threads
+execute for those requests (its HTTP handling, V8's JavaScript and
+compilers, the wasm, the garbage collector), not the kernel's work (reads,
+writes, epoll), which is the same for every contender doing the same job. It
+is a proxy for CPU time, not CPU time: a cache miss or a mispredicted branch
+costs more than one instruction, and under valgrind V8 never optimizes
+JavaScript (with --trace-opt in v8Flags it reports no compile at all;
+natively Maglev compiles the entry's functions within the first thousand
+requests): the entry's JavaScript runs in the interpreter, so its share is
+inflated several times, while the wasm (compiled) and workerd's C++
+(headers, strings, allocation) count as they run natively. So it tells where
+a difference is (callgrind_annotate on the dumps, kept with --keep) more
+than how much it costs: judge CPU with bench.py.
 
 The contenders are bench.py's (rust, nomemo, access, rate, js, floor,
 rung1..4, seed002, or a directory with a prebuilt worker; the first is
