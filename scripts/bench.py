@@ -219,21 +219,25 @@ def cold_starts(work, contenders, runs):
 _fresh = itertools.count(1)
 
 
-def measure_all(worker, addr, specs, seconds, limit, shape):
+def measure_all(worker, addr, specs, seconds, limit, shape, warm=1):
     """CPU per client step: the sum over its requests (None when the
     contender has no such step)."""
     if not specs:
         return (None, 0, 0)
-    got = [measure(worker, addr, s, seconds, limit, shape) for s in specs]
+    got = [measure(worker, addr, s, seconds, limit, shape, warm) for s in specs]
     return (sum(g[0] for g in got), min(g[1] for g in got), sum(g[2] for g in got))
 
 
-def measure(worker, addr, spec, seconds, limit, shape):
+def measure(worker, addr, spec, seconds, limit, shape, warm=1):
     def fresh():
         # Each run's URLs start far from every earlier run's (threads and
         # connections take their own ranges of 10^8 inside a run).
         return next(_fresh) * 10**10 if shape == "first-seen" else None
-    loadlib.wrk(addr, spec, 1, limit=limit, fresh=fresh())  # warm-up, not counted
+    # Warm-up, not counted: V8 optimizes the entry's hot functions in it. A
+    # function TurboFan compiles costs its compile once (a keyed table's
+    # admit, unlock and call: about 50 ms between 2 and 3 s of local 401s);
+    # --warm 4 measures after it, the default 1 s may count it.
+    loadlib.wrk(addr, spec, warm, limit=limit, fresh=fresh())
     before = worker.cpu_seconds()
     n, rps = loadlib.wrk(addr, spec, seconds, limit=limit, fresh=fresh())
     return (worker.cpu_seconds() - before) / n * 1e6, rps, n
@@ -350,6 +354,7 @@ def markdown(report, contenders, shapes, a, cold):
     ref = contenders[0].name
     others = [c.name for c in contenders[1:]]
     out = [f"`python3 scripts/bench.py --contenders {a.contenders} --rounds {a.rounds} --seconds {a.seconds}"
+           + (f" --warm {a.warm}" if a.warm != 1 else "")
            + (f" --kinds {a.kinds}" if a.kinds != ",".join(loadlib.kinds("sha256:x")) else "")
            + (" --seed002-redirects" if a.seed002_redirects else "") + "`: "
            + f"µs of workerd CPU per request, medians of {a.rounds} rounds; ratios are medians of the per-round ratios.\n"]
@@ -373,6 +378,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--rounds", type=int, default=5, help="interleaved rounds over all kinds, per shape")
     ap.add_argument("--seconds", type=int, default=2, help="seconds of load per kind, contender and round")
+    ap.add_argument("--warm", type=int, default=1, help="seconds of uncounted load before each counted run")
     ap.add_argument("--requests", type=int, default=200000, help="cap on requests per run")
     ap.add_argument("--cold-runs", type=int, default=7, help="cold starts per contender (0: none)")
     ap.add_argument("--no-build", action="store_true", help="use build/ as it is for the rust contender")
@@ -433,7 +439,7 @@ def main():
                 for i, name in enumerate(kinds):
                     for c in rotate(contenders, r + i):
                         specs = specs_for(c, name, up)
-                        results[shape][name][c.name].append(measure_all(running[c.name], c.addr, specs, a.seconds, a.requests, shape))
+                        results[shape][name][c.name].append(measure_all(running[c.name], c.addr, specs, a.seconds, a.requests, shape, a.warm))
                     line.append(name + " " + "/".join(fmt(results[shape][name][c.name][-1][0]) for c in contenders))
                 print(f"round {r + 1} {shape}: " + "  ".join(line), flush=True)
         report = {}
