@@ -219,7 +219,7 @@ def cold_starts(work, contenders, runs):
 _fresh = itertools.count(1)
 
 
-def measure_all(worker, addr, specs, seconds, limit, shape, warm=1):
+def measure_all(worker, addr, specs, seconds, limit, shape, warm):
     """CPU per client step: the sum over its requests (None when the
     contender has no such step)."""
     if not specs:
@@ -228,7 +228,7 @@ def measure_all(worker, addr, specs, seconds, limit, shape, warm=1):
     return (sum(g[0] for g in got), min(g[1] for g in got), sum(g[2] for g in got))
 
 
-def measure(worker, addr, spec, seconds, limit, shape, warm=1):
+def measure(worker, addr, spec, seconds, limit, shape, warm):
     def fresh():
         # Each run's URLs start far from every earlier run's (threads and
         # connections take their own ranges of 10^8 inside a run).
