@@ -303,6 +303,10 @@ class Tap:
                                   stdout=subprocess.DEVNULL, stderr=self.err, start_new_session=True)
         wait_for("tshark", lambda: "Capture started" in open(self.pcap + ".log").read(), 30)
         self.responses, self.requests = [], []
+        # Each request with the response that answered it (None when the
+        # stream ended first): HTTP/1.1 answers a connection's requests in
+        # order, so they pair by position within their TCP stream.
+        self.exchanges = []
         # Every byte the worker sent to clients.
         self.raw = b""
 
@@ -321,15 +325,21 @@ class Tap:
                 continue
             key = (parts[0], parts[1] == str(self.port))
             streams.setdefault(key, {})[int(parts[2])] = bytes.fromhex(parts[3].replace(":", ""))
+        per_stream = {}
         for (stream, from_server), segs in streams.items():
             data = b"".join(segs[k] for k in sorted(segs))
+            sent, answered = per_stream.setdefault(stream, ([], []))
             if from_server:
                 self.raw += data
                 for m in STATUS_RE.finditer(data):
-                    self.responses.append((int(m.group(1)), _headers(m.group(2))))
+                    answered.append((int(m.group(1)), _headers(m.group(2))))
             else:
                 for m in REQUEST_RE.finditer(data):
-                    self.requests.append((m.group(1).decode(), m.group(2).decode(), _headers(m.group(3))))
+                    sent.append((m.group(1).decode(), m.group(2).decode(), _headers(m.group(3))))
+        for sent, answered in per_stream.values():
+            self.requests += sent
+            self.responses += answered
+            self.exchanges += [(req, answered[i] if i < len(answered) else None) for i, req in enumerate(sent)]
         return self
 
 
