@@ -243,6 +243,49 @@ def measure(worker, addr, spec, seconds, limit, shape, warm):
     return (worker.cpu_seconds() - before) / n * 1e6, rps, n
 
 
+def measure_sliced(order, running, specs, seconds, warm, slices, shape):
+    """One kind on every contender at once, in slices taken in turn (the
+    order rotating slice by slice): first the warm-up's, uncounted, then
+    `slices` counted ones per contender. A slice is a bounded count of
+    requests sized to last seconds/slices at that contender's rate (timed
+    on a first short run); CPU is read from the scheduler's ns counters. A
+    drift of the shared machine lasting longer than a slice falls on every
+    contender alike, and no contender sits idle between its warm-up and its
+    count while the others warm up (a workerd process left idle for a few
+    seconds after load ran 1-4 % slower afterwards). Returns, per
+    contender, what measure_all() does."""
+    def fresh():
+        return next(_fresh) * 10**10 if shape == "first-seen" else None
+    # How long a slice may take at most: wrk counts in whole seconds.
+    bound = max(2, int(4 * seconds / slices) + 1)
+    sizes, cpu, served = {}, {}, {}
+    for c in order:
+        sizes[c.name] = []
+        for spec in specs[c.name]:
+            t = time.monotonic()
+            n, _ = loadlib.wrk(c.addr, spec, bound, fresh=fresh(), total=1000)
+            sizes[c.name].append(max(50, int(n / (time.monotonic() - t) * seconds / slices)))
+        cpu[c.name] = [0] * len(specs[c.name])
+        served[c.name] = [0] * len(specs[c.name])
+    warm_slices = round(warm * slices / seconds)
+    for k in range(warm_slices + slices):
+        for c in rotate(order, k):
+            for j, spec in enumerate(specs[c.name]):
+                before = running[c.name].cpu_ns()
+                n, _ = loadlib.wrk(c.addr, spec, bound, fresh=fresh(), total=sizes[c.name][j])
+                if k >= warm_slices:
+                    cpu[c.name][j] += running[c.name].cpu_ns() - before
+                    served[c.name][j] += n
+    out = {}
+    for c in order:
+        if not specs[c.name]:
+            out[c.name] = (None, 0, 0)
+            continue
+        us = sum(t / n / 1e3 for t, n in zip(cpu[c.name], served[c.name]))
+        out[c.name] = (us, 0, sum(served[c.name]))
+    return out
+
+
 def rotate(seq, i):
     i %= len(seq)
     return list(seq[i:]) + list(seq[:i])
@@ -322,12 +365,23 @@ def ratio_of(a, b):
     return None if a is None or b is None else a / b
 
 
-def summary(results, kinds, contenders, shape, rounds):
-    ref = contenders[0].name
-    others = [c.name for c in contenders[1:]]
+def pairs_from(spec, contenders):
+    """The ratios to print: --ratios "a/b,c/d" by contender name, or the
+    first contender against each other one."""
+    names = [c.name for c in contenders]
+    if not spec:
+        return [(names[0], o) for o in names[1:]]
+    pairs = [tuple(p.split("/", 1)) for p in spec.split(",")]
+    bad = [f"{a}/{b}" for a, b in pairs if a not in names or b not in names]
+    if bad:
+        sys.exit(f"--ratios names contenders that are not in the run ({', '.join(names)}): {', '.join(bad)}")
+    return pairs
+
+
+def summary(results, kinds, contenders, shape, rounds, pairs):
     print(f"\n{shape}: medians over {rounds} rounds (us of workerd CPU per request; "
-          f"ratios are medians of the per-round ratios)")
-    head = f"{'kind':14}" + "".join(f" {c.name:>9}" for c in contenders) + "".join(f" {ref + '/' + o:>13}" for o in others)
+          f"ratios are medians of the per-round ratios, then the lowest and highest round's)")
+    head = f"{'kind':14}" + "".join(f" {c.name:>9}" for c in contenders) + "".join(f" {a + '/' + b:>20}" for a, b in pairs)
     print(head)
     rows = {}
     names = list(kinds) + (["pull"] if all(k in kinds for k in PULL) else [])
@@ -341,30 +395,41 @@ def summary(results, kinds, contenders, shape, rounds):
             per_round = [{c.name: results[name][c.name][r][0] for c in contenders} for r in range(rounds)]
         us = {c.name: None if None in [x[c.name] for x in per_round] else statistics.median(x[c.name] for x in per_round)
               for c in contenders}
-        ratio = {o: None if us[o] is None or us[ref] is None else statistics.median(ratio_of(x[ref], x[o]) for x in per_round)
-                 for o in others}
-        rows[name] = {"us": us, "ratio": ratio}
+        ratio, spread = {}, {}
+        for a, b in pairs:
+            if us[a] is None or us[b] is None:
+                ratio[f"{a}/{b}"] = spread[f"{a}/{b}"] = None
+                continue
+            each = [ratio_of(x[a], x[b]) for x in per_round]
+            ratio[f"{a}/{b}"] = statistics.median(each)
+            # How far one round's figure can be from the median, on this
+            # machine, today.
+            spread[f"{a}/{b}"] = (min(each), max(each))
+        rows[name] = {"us": us, "ratio": ratio, "spread": spread}
         print(f"{name:14}" + "".join(f" {fmt(us[c.name], 9)}" for c in contenders)
-              + "".join(f" {'-':>13}" if ratio[o] is None else f" {ratio[o]:13.2f}" for o in others))
+              + "".join(f" {'-':>20}" if ratio[p] is None else f" {ratio[p]:10.3f} {spread[p][0]:.2f}-{spread[p][1]:.2f}"
+                        for p in ratio))
     return rows
 
 
-def markdown(report, contenders, shapes, a, cold):
+def markdown(report, contenders, shapes, a, cold, pairs):
     """The summary as markdown tables, ready to paste into benchmarks.md."""
-    ref = contenders[0].name
-    others = [c.name for c in contenders[1:]]
+    names = [f"{x}/{y}" for x, y in pairs]
     out = [f"`python3 scripts/bench.py --contenders {a.contenders} --rounds {a.rounds} --seconds {a.seconds}"
-           + (f" --warm {a.warm}" if a.warm != 1 else "")
+           + (f" --warm {a.warm}" if a.warm != 1 else "") + (f" --slices {a.slices}" if a.slices else "")
+           + (f" --warm-start {a.warm_start}" if a.warm_start else "") + (f" --ratios {a.ratios}" if a.ratios else "")
            + (f" --kinds {a.kinds}" if a.kinds != ",".join(loadlib.kinds("sha256:x")) else "")
            + (" --seed002-redirects" if a.seed002_redirects else "") + "`: "
-           + f"µs of workerd CPU per request, medians of {a.rounds} rounds; ratios are medians of the per-round ratios.\n"]
+           + f"µs of workerd CPU per request, medians of {a.rounds} rounds; ratios are medians of the per-round ratios "
+           + "(in brackets the lowest and highest round's).\n"]
     for shape in shapes:
         out.append(f"\n{shape[0].upper() + shape[1:]}:\n")
-        out.append("| kind | " + " | ".join(c.name for c in contenders) + " | " + " | ".join(f"{ref}/{o}" for o in others) + " |")
-        out.append("| --- |" + " ---: |" * (len(contenders) + len(others)))
+        out.append("| kind | " + " | ".join(c.name for c in contenders) + " | " + " | ".join(names) + " |")
+        out.append("| --- |" + " ---: |" * (len(contenders) + len(names)))
         for kind, row in report[shape].items():
             us = [fmt(row["us"][c.name]) for c in contenders]
-            ratios = ["-" if row["ratio"][o] is None else f"{row['ratio'][o]:.2f}" for o in others]
+            ratios = ["-" if row["ratio"][o] is None
+                      else f"{row['ratio'][o]:.3f} ({row['spread'][o][0]:.2f}–{row['spread'][o][1]:.2f})" for o in names]
             out.append(f"| {kind} | " + " | ".join(us + ratios) + " |")
     if cold:
         out.append("\nCold start (spawn workerd to the first answer, median, interleaved): "
@@ -380,6 +445,13 @@ def main():
     ap.add_argument("--seconds", type=int, default=2, help="seconds of load per kind, contender and round")
     ap.add_argument("--warm", type=int, default=1, help="seconds of uncounted load before each counted run")
     ap.add_argument("--requests", type=int, default=200000, help="cap on requests per run")
+    ap.add_argument("--ratios", default="", help="comma-separated a/b pairs of contender names to print ratios "
+                                                 "for (default: the first against each other)")
+    ap.add_argument("--warm-start", type=int, default=0,
+                    help="N > 0: N local 401s to every fresh process before its first kind (past V8's compile of the entry)")
+    ap.add_argument("--slices", type=int, default=0,
+                    help="N > 0: each contender's counted run is N slices of requests, taken in turn with the "
+                         "other contenders' (CPU in ns from schedstat), not one run after another's")
     ap.add_argument("--cold-runs", type=int, default=7, help="cold starts per contender (0: none)")
     ap.add_argument("--no-build", action="store_true", help="use build/ as it is for the rust contender")
     ap.add_argument("--routes", default="bench/routes.bench.toml",
@@ -413,12 +485,15 @@ def main():
 
     try:
         contenders = contenders_from(a.contenders, a, work)
+        pairs = pairs_from(a.ratios, contenders)
         up = loadlib.Upstream(work)
         cold = cold_starts(work, contenders, a.cold_runs)
 
-        def start():
+        def start(r=0):
+            # In an order rotating round by round: a process's place in the
+            # start order is no lasting advantage or handicap.
             stop_all()
-            for c in contenders:
+            for c in rotate(contenders, r):
                 running[c.name] = c.start(work)
 
         start()
@@ -427,31 +502,48 @@ def main():
             print("\n".join(problems))
             sys.exit("the contenders do not do the same job; fix the contender (or the worker) first")
         results = {s: {k: {c.name: [] for c in contenders} for k in kinds} for s in shapes}
-        print(f"\nCPU per request in us (workerd utime+stime / requests), {a.seconds} s per run, wrk -t1 -c4; "
+        print(f"\nCPU per request in us (workerd "
+              + (f"schedstat ns / requests), {a.seconds} s per contender in {a.slices} slices taken in turn"
+                 if a.slices else f"utime+stime / requests), {a.seconds} s per run")
+              + ", wrk -t1 -c4; "
               f"contenders {', '.join(c.name for c in contenders)}")
         for r in range(a.rounds):
             for shape in rotate(shapes, r):
                 # Fresh processes every round: a process keeps its own speed
                 # (its memory layout, its JIT's choices) for its whole life,
                 # so rounds in the same processes would not be independent.
-                start()
+                start(r)
+                if a.warm_start:
+                    # V8 compiles the entry's hot functions after so many
+                    # calls (a keyed table's admit and unlock at about 27,000
+                    # local 401s): load each process that far first, so no
+                    # kind's counted slices hold the compile.
+                    for c in rotate(contenders, r):
+                        for spec in specs_for(c, "local-401", up):
+                            loadlib.wrk(c.addr, spec, 60, total=a.warm_start)
                 line = []
                 for i, name in enumerate(kinds):
-                    for c in rotate(contenders, r + i):
+                    order = rotate(contenders, r + i)
+                    if a.slices:
+                        got = measure_sliced(order, running, {c.name: specs_for(c, name, up) for c in order},
+                                             a.seconds, a.warm, a.slices, shape)
+                        for c in order:
+                            results[shape][name][c.name].append(got[c.name])
+                    for c in order if not a.slices else []:
                         specs = specs_for(c, name, up)
                         results[shape][name][c.name].append(measure_all(running[c.name], c.addr, specs, a.seconds, a.requests, shape, a.warm))
                     line.append(name + " " + "/".join(fmt(results[shape][name][c.name][-1][0]) for c in contenders))
                 print(f"round {r + 1} {shape}: " + "  ".join(line), flush=True)
         report = {}
         for shape in shapes:
-            report[shape] = summary(results[shape], kinds, contenders, shape, a.rounds)
+            report[shape] = summary(results[shape], kinds, contenders, shape, a.rounds, pairs)
         if cold:
             print(f"\ncold start (spawn workerd -> first answer, median of {a.cold_runs}, interleaved): "
                   + ", ".join(f"{n} {ms:.0f} ms" for n, ms in cold.items()))
         print("workerd RSS after the run: " + ", ".join(f"{n} {w.rss_kib()} KiB" for n, w in running.items()))
         if a.markdown:
             with open(a.markdown, "w") as f:
-                f.write(markdown(report, contenders, shapes, a, cold))
+                f.write(markdown(report, contenders, shapes, a, cold, pairs))
         if a.json:
             with open(a.json, "w") as f:
                 json.dump({"args": vars(a), "summary": report, "cold_ms": cold,

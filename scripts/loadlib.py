@@ -264,6 +264,20 @@ class Workerd:
         fields = open(f"/proc/{self.proc.pid}/stat").read().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / TICK
 
+    def cpu_ns(self):
+        """CPU time of the workerd process in ns: the sum over its threads of
+        the scheduler's run time (/proc/PID/task/*/schedstat), where
+        cpu_seconds() counts in clock ticks (10 ms at 100 Hz), too coarse
+        for a slice of a few hundred milliseconds."""
+        total = 0
+        base = f"/proc/{self.proc.pid}/task"
+        for tid in os.listdir(base):
+            try:
+                total += int(open(f"{base}/{tid}/schedstat").read().split()[0])
+            except (FileNotFoundError, ProcessLookupError):
+                pass  # a thread that ended between the listing and the read
+        return total
+
     def rss_kib(self):
         for line in open(f"/proc/{self.proc.pid}/status"):
             if line.startswith("VmRSS:"):
@@ -367,16 +381,25 @@ def keepalive_load(addr, kind, seconds, limit, connections=4, fresh=None):
     return total, total / (time.time() - start)
 
 
-def wrk(addr, kind, seconds, limit=200000, threads=1, connections=4, fresh=None):
+def wrk(addr, kind, seconds, limit=200000, threads=1, connections=4, fresh=None, total=None):
     """Keep-alive load of one kind with wrk for `seconds`, capped at `limit`
     responses per thread. kind is a tuple from kinds(). With `fresh` (a
     number), every request's URL is new: a query parameter counting up from
-    it. Returns (responses, req/s); raises on any unexpected status or
-    socket error."""
+    it. With `total`, the run is bounded by that many responses in all (the
+    benchmark's slices), `seconds` only a bound on time (whole seconds: wrk
+    takes no less). Returns (responses, req/s); raises on any unexpected
+    status or socket error."""
     method, path, headers, status, body = kind
     if method == "HEAD":
+        if total is not None:
+            limit = -(-total // connections)
         return keepalive_load(addr, kind, seconds, limit, connections, fresh)
+    if total is not None:
+        if threads != 1:
+            raise ValueError("a run bounded by its total count has one wrk thread")
+        limit = total
     env = dict(os.environ, METHOD=method, TARGET=path, STATUS=str(status), LIMIT=str(limit), BODY=body or "",
+               EXIT_AT_LIMIT="1" if total is not None else "",
                FRESH="" if fresh is None else str(fresh),
                HEADERS="|".join(f"{k}: {v}" for k, v in {"Host": MIRROR_HOST, **headers}.items()))
     r = subprocess.run(["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{seconds}s", "--timeout", "10s",
