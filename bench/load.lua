@@ -4,10 +4,15 @@
 -- is bounded in count as well as by wrk's -d duration; responses with another
 -- status are counted and reported. With FRESH set to a number, every request's
 -- URL is new: a query parameter counting up from FRESH (the first-seen shape,
--- which no memo of earlier requests can answer).
+-- which no memo of earlier requests can answer). With ALT_TARGET and
+-- ALT_STATUS set, every other request is that one instead (a mixed kind:
+-- either status is expected).
 local method = os.getenv("METHOD") or "GET"
 local target = os.getenv("TARGET") or "/"
 local expect = tonumber(os.getenv("STATUS") or "200")
+local alt_target = os.getenv("ALT_TARGET") or ""
+if alt_target == "" then alt_target = nil end
+local alt_expect = tonumber(os.getenv("ALT_STATUS") or "") or expect
 local limit = tonumber(os.getenv("LIMIT") or "100000")
 local headers = {}
 for pair in string.gmatch(os.getenv("HEADERS") or "", "[^|]+") do
@@ -17,9 +22,12 @@ end
 local body = os.getenv("BODY")
 if body == "" then body = nil end
 local req = wrk.format(method, target, headers, body)
+local alt_req = alt_target and wrk.format(method, alt_target, headers, body)
 -- A global: each thread's own copy starts at its own offset (setup below).
 fresh = tonumber(os.getenv("FRESH") or "")
-local sep = string.find(target, "?", 1, true) and "&" or "?"
+local function with_seq(t, n)
+  return t .. (string.find(t, "?", 1, true) and "&" or "?") .. "seq=" .. n
+end
 
 local threads = {}
 function setup(thread)
@@ -30,14 +38,18 @@ end
 function init(args)
   finished = 0
   bad = 0
+  sent = 0
 end
 
 function request()
+  sent = sent + 1
+  local t, r = target, req
+  if alt_target and sent % 2 == 0 then t, r = alt_target, alt_req end
   if fresh then
     fresh = fresh + 1
-    return wrk.format(method, target .. sep .. "seq=" .. fresh, headers, body)
+    return wrk.format(method, with_seq(t, fresh), headers, body)
   end
-  return req
+  return r
 end
 
 -- With EXIT_AT_LIMIT set (one thread only), the run ends the moment the
@@ -46,7 +58,7 @@ end
 local exit_at_limit = os.getenv("EXIT_AT_LIMIT") == "1"
 
 function response(status, hdrs, body)
-  if status ~= expect then bad = bad + 1 end
+  if status ~= expect and status ~= alt_expect then bad = bad + 1 end
   finished = finished + 1
   if finished >= limit then
     if exit_at_limit then

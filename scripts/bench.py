@@ -58,11 +58,24 @@ order rotating kind by kind and round by round) with bounded keep-alive runs
 workerd process's CPU time (utime + stime from /proc) before and after: CPU
 per request is the difference over the requests served (it includes
 workerd's own HTTP work, the same for all). Every round is printed; the
-summary is the median per kind and the median of the per-round ratios. "pull"
+summary is the median per kind and the median of the per-round ratios, with
+the lowest and highest round's ratio beside it (--ratios picks the pairs). "pull"
 is one `docker pull` of a 5-layer image as a client makes it (ping, token,
 manifest HEAD, 2 manifest GETs, 6 blobs), summed per round from the same
 figures. It also measures cold start (spawning workerd to the first answer),
 interleaved the same way.
+
+With --slices N, a kind's runs on the contenders are not one after another
+but cut up: each contender's counted load is N slices of requests (a count
+sized to seconds/N at its own rate), taken in turn with the others' (the
+order rotating slice by slice), after warm-up slices taken the same way;
+CPU is read in ns from /proc/PID/task/*/schedstat, since utime and stime
+count 10 ms ticks. A drift of the shared machine longer than a slice then
+falls on every contender alike. Processes start in an order that rotates
+round by round, and --warm-start gives each a number of local 401s first,
+past V8's compile of the entry. Two copies of the same build as contenders
+(an A/A pair) show what the method can resolve: their ratio is 1 but for
+noise.
 
 Not a test: it prints figures and asserts nothing about speed. It fails only
 when the contenders do not do the same job.
@@ -93,8 +106,13 @@ SHAPES = ("repeated", "first-seen")
 
 def one(addr, kind, key=None):
     """One request: status, a hash of the body, the compared headers (with
-    `key`, the mirror's own URLs without it, to compare with the others)."""
-    method, path, headers, _, body = kind
+    `key`, the mirror's own URLs without it, to compare with the others).
+    A mixed kind: one request of each path, the statuses, hashes and
+    headers of both."""
+    method, path, headers, status, body = kind
+    if isinstance(path, tuple):
+        got = [one(addr, (method, p, headers, s, body), key) for p, s in zip(path, status)]
+        return tuple(g[0] for g in got), "+".join(g[1] for g in got), [g[2] for g in got]
     host, port = addr.rsplit(":", 1)
     c = http.client.HTTPConnection(host, int(port), timeout=30)
     c.request(method, path, body=body, headers={"Host": loadlib.MIRROR_HOST, **headers})
@@ -186,7 +204,7 @@ def specs_for(c, name, up):
     method, path, headers, status, body = loadlib.kinds(up.blob_digest)[name]
     headers = {"User-Agent": CLIENT_AGENT, **headers, "CF-Connecting-IP": CLIENT_IP}
     if c.keyed is not None:
-        path = f"/{c.keyed}{path}"
+        path = tuple(f"/{c.keyed}{p}" for p in path) if isinstance(path, tuple) else f"/{c.keyed}{path}"
     return [(method, path, headers, status, body)]
 
 

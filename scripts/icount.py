@@ -65,16 +65,20 @@ def load(addr, spec, n, fresh):
     """`n` requests of `spec`, one after another on one keep-alive
     connection; with `fresh` (a number) each URL new, counting up from it."""
     method, path, headers, status, body = spec
+    # A mixed kind's two paths (and statuses) take turns.
+    paths = path if isinstance(path, tuple) else (path,)
+    statuses = status if isinstance(status, tuple) else (status,)
     host, port = addr.rsplit(":", 1)
     c = http.client.HTTPConnection(host, int(port), timeout=120)
     try:
         for i in range(n):
-            p = path if fresh is None else loadlib.fresh_path(path, fresh + i)
+            p, want = paths[i % len(paths)], statuses[i % len(statuses)]
+            p = p if fresh is None else loadlib.fresh_path(p, fresh + i)
             c.request(method, p, body=body, headers={"Host": loadlib.MIRROR_HOST, **headers})
             r = c.getresponse()
             r.read()
-            if r.status != status:
-                raise RuntimeError(f"{method} {p}: {r.status}, expected {status}")
+            if r.status != want:
+                raise RuntimeError(f"{method} {p}: {r.status}, expected {want}")
     finally:
         c.close()
 

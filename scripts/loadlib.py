@@ -310,6 +310,11 @@ def kinds(blob_digest):
         "challenge": ("GET", "/v2/private/manifests/1", AUTH, 401, None),
         # A name that cannot exist: a local 404 NAME_INVALID.
         "error": ("GET", "/v2/Bad_Name/manifests/1", {}, 404, None),
+        # The two local answers taking turns (a mixed kind: path and status
+        # are pairs): every answer's headers differ from the one before, so
+        # the entry's kept headers (ownHeaders in src/edge.js) miss every
+        # time: what the cache costs when it is no help.
+        "local-mixed": ("GET", ("/v2/", "/v2/Bad_Name/manifests/1"), {}, (401, 404), None),
         # The upstream throttles (429); the fallback challenges, the worker
         # gets its token, asks again: four subrequests.
         "fallback": ("GET", "/v2/throttled/manifests/1", {**AUTH, **MANIFEST}, 200, None),
@@ -390,7 +395,11 @@ def wrk(addr, kind, seconds, limit=200000, threads=1, connections=4, fresh=None,
     takes no less). Returns (responses, req/s); raises on any unexpected
     status or socket error."""
     method, path, headers, status, body = kind
+    path, alt_path = path if isinstance(path, tuple) else (path, "")
+    status, alt_status = status if isinstance(status, tuple) else (status, "")
     if method == "HEAD":
+        if alt_path:
+            raise ValueError("a mixed kind is GET or POST (HEAD goes through keepalive_load)")
         if total is not None:
             limit = -(-total // connections)
         return keepalive_load(addr, kind, seconds, limit, connections, fresh)
@@ -399,7 +408,7 @@ def wrk(addr, kind, seconds, limit=200000, threads=1, connections=4, fresh=None,
             raise ValueError("a run bounded by its total count has one wrk thread")
         limit = total
     env = dict(os.environ, METHOD=method, TARGET=path, STATUS=str(status), LIMIT=str(limit), BODY=body or "",
-               EXIT_AT_LIMIT="1" if total is not None else "",
+               EXIT_AT_LIMIT="1" if total is not None else "", ALT_TARGET=alt_path, ALT_STATUS=str(alt_status),
                FRESH="" if fresh is None else str(fresh),
                HEADERS="|".join(f"{k}: {v}" for k, v in {"Host": MIRROR_HOST, **headers}.items()))
     r = subprocess.run(["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{seconds}s", "--timeout", "10s",

@@ -85,8 +85,9 @@ def main():
                     # As scripts/bench.py asks: CF-Connecting-IP on every
                     # request, the key first in a keyed contender's paths.
                     method, path, headers, status, body = loadlib.kinds(up.blob_digest)[a.kind]
-                    spec = (method, f"/{BENCH_KEY}{path}" if keyed else path, {"User-Agent": CLIENT_AGENT, **headers, "CF-Connecting-IP": CLIENT_IP},
-                            status, body)
+                    if keyed:
+                        path = tuple(f"/{BENCH_KEY}{p}" for p in path) if isinstance(path, tuple) else f"/{BENCH_KEY}{path}"
+                    spec = (method, path, {"User-Agent": CLIENT_AGENT, **headers, "CF-Connecting-IP": CLIENT_IP}, status, body)
                     fresh += 1
                     shaped = (lambda k: fresh * 10**10 + k) if a.shape == "first-seen" else (lambda k: None)
                     loadlib.wrk(ADDR, spec, 2, fresh=shaped(0))  # warm-up, not sampled
