@@ -362,32 +362,36 @@ function log(about, status, upStatus, redirected, ms, h, kx, refused) {
 
 // The headers of a local answer: its challenge (with the request's key put
 // back, `kx` not null), Allow and memory probe ("" for none) with the fixed
-// ones. A Headers object when the last answer had the same (every /v2/ ping
-// of a host does): workerd copies one into a Response in C++, about 0.5 us
-// less than reading four names and values out of a plain object, which is
-// what X-Robots-Tag, the fourth, costs. Built on the second answer in a row
-// with the same headers, since building one and copying it costs 2.5 us
-// more than the plain object: an answer whose headers change every time (a
-// 404 naming a new repository has none of its own, but a challenge carries
-// the scope) pays only the comparisons. Compared before the key is put
-// back, so a repeat with a key skips withKey (a replaceAll and the strings
-// it joins, which workerd then flattens).
+// ones. Two answers are kept, the last with a challenge (the ping's 401,
+// the commonest local answer) and the last without (errors), so errors
+// between pings do not cost the ping its kept headers. A Headers object
+// when the kept answer of its sort had the same (every /v2/ ping of a host
+// does): workerd copies one into a Response in C++, about 0.5 us less than
+// reading four names and values out of a plain object, which is what
+// X-Robots-Tag, the fourth, costs. Built on the second such answer, since
+// building one and copying it costs 2.5 us more than the plain object: an
+// answer whose headers change every time (a challenge carries the scope)
+// pays only the comparisons. Compared before the key is put back, so a
+// repeat with a key skips withKey (a replaceAll and the strings it joins,
+// which workerd then flattens).
 function ownHeaders(challenge, allow, probe, kx) {
   const key = kx === null ? null : kx.key, origin = kx === null ? null : kx.origin;
-  if (challenge === ownChallenge && allow === ownAllow && probe === ownProbe && key === ownKey && origin === ownOrigin) {
-    if (ownMade === null) ownMade = new Headers(ownPlain);
-    return ownMade;
+  const o = challenge !== "" ? OWN_CHALLENGE : OWN_OTHER;
+  if (challenge === o.challenge && allow === o.allow && probe === o.probe && key === o.key && origin === o.origin) {
+    if (o.made === null) o.made = new Headers(o.plain);
+    return o.made;
   }
-  ownChallenge = challenge;
-  ownAllow = allow;
-  ownProbe = probe;
-  ownKey = key;
-  ownOrigin = origin;
-  ownMade = null;
-  ownPlain = plainHeaders(kx === null ? challenge : withKey(challenge, origin, key), allow, probe);
-  return ownPlain;
+  o.challenge = challenge;
+  o.allow = allow;
+  o.probe = probe;
+  o.key = key;
+  o.origin = origin;
+  o.made = null;
+  o.plain = plainHeaders(kx === null ? challenge : withKey(challenge, origin, key), allow, probe);
+  return o.plain;
 }
-let ownChallenge = null, ownAllow = null, ownProbe = null, ownKey = null, ownOrigin = null, ownMade = null, ownPlain = null;
+const OWN_CHALLENGE = { challenge: null, allow: null, probe: null, key: null, origin: null, made: null, plain: null };
+const OWN_OTHER = { challenge: null, allow: null, probe: null, key: null, origin: null, made: null, plain: null };
 
 function plainHeaders(challenge, allow, probe) {
   const headers = { "content-type": "application/json", "docker-distribution-api-version": "registry/2.0",
