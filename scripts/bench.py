@@ -246,11 +246,16 @@ def measure_all(worker, addr, specs, seconds, limit, shape, warm):
     return (sum(g[0] for g in got), min(g[1] for g in got), sum(g[2] for g in got))
 
 
+def fresh_start(shape):
+    """Where a run's URLs start counting in the first-seen shape (None: the
+    repeated one). Each run's start far from every earlier run's (threads
+    and connections take their own ranges of 10^8 inside a run)."""
+    return next(_fresh) * 10**10 if shape == "first-seen" else None
+
+
 def measure(worker, addr, spec, seconds, limit, shape, warm):
     def fresh():
-        # Each run's URLs start far from every earlier run's (threads and
-        # connections take their own ranges of 10^8 inside a run).
-        return next(_fresh) * 10**10 if shape == "first-seen" else None
+        return fresh_start(shape)
     # Warm-up, not counted: V8 optimizes the entry's hot functions in it. A
     # function TurboFan compiles costs its compile once (a keyed table's
     # admit, unlock and call: about 50 ms between 2 and 3 s of local 401s);
@@ -273,7 +278,7 @@ def measure_sliced(order, running, specs, seconds, warm, slices, shape):
     seconds after load ran 1-4 % slower afterwards). Returns, per
     contender, what measure_all() does."""
     def fresh():
-        return next(_fresh) * 10**10 if shape == "first-seen" else None
+        return fresh_start(shape)
     # How long a slice may take at most: wrk counts in whole seconds.
     bound = max(2, int(4 * seconds / slices) + 1)
     sizes, cpu, served = {}, {}, {}
@@ -545,11 +550,11 @@ def main():
                     if a.slices:
                         got = measure_sliced(order, running, {c.name: specs_for(c, name, up) for c in order},
                                              a.seconds, a.warm, a.slices, shape)
-                        for c in order:
-                            results[shape][name][c.name].append(got[c.name])
-                    for c in order if not a.slices else []:
-                        specs = specs_for(c, name, up)
-                        results[shape][name][c.name].append(measure_all(running[c.name], c.addr, specs, a.seconds, a.requests, shape, a.warm))
+                    else:
+                        got = {c.name: measure_all(running[c.name], c.addr, specs_for(c, name, up), a.seconds, a.requests,
+                                                   shape, a.warm) for c in order}
+                    for c in order:
+                        results[shape][name][c.name].append(got[c.name])
                     line.append(name + " " + "/".join(fmt(results[shape][name][c.name][-1][0]) for c in contenders))
                 print(f"round {r + 1} {shape}: " + "  ".join(line), flush=True)
         report = {}

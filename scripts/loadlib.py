@@ -312,8 +312,8 @@ def kinds(blob_digest):
         "error": ("GET", "/v2/Bad_Name/manifests/1", {}, 404, None),
         # The two local answers taking turns (a mixed kind: path and status
         # are pairs): every answer's headers differ from the one before, so
-        # the entry's kept headers (ownHeaders in src/edge.js) miss every
-        # time: what the cache costs when it is no help.
+        # a cache of the last answer's headers would miss every time (the
+        # entry's, ownHeaders in src/edge.js, keeps one of each sort).
         "local-mixed": ("GET", ("/v2/", "/v2/Bad_Name/manifests/1"), {}, (401, 404), None),
         # The upstream throttles (429); the fallback challenges, the worker
         # gets its token, asks again: four subrequests.
