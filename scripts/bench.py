@@ -39,7 +39,8 @@ dockerd's User-Agent.
           such step for are not measured on it)
   DIR     a directory holding a prebuilt index.js and index_bg.wasm (for
           measuring one lever against the shipped build); one whose name
-          ends in -keyed is an access table's, asked as `access` is
+          ends in -keyed is an access table's, asked as `access` is; in
+          -keyed2, its secret holds a second key (kind ping-two-keys)
 
 Traffic shapes, each in its own interleaved rounds:
   repeated    the same URL again and again (a popular tag or layer)
@@ -136,11 +137,13 @@ def subrequests(up, since):
 
 
 class Contender:
-    def __init__(self, name, addr, kind, build=None, bindings=None, keyed=None):
+    def __init__(self, name, addr, kind, build=None, bindings=None, keyed=None, keys=None):
         self.name, self.addr, self.kind, self.build, self.bindings = name, addr, kind, build, bindings
         # The "access" contender: its table has access keys and a client
         # allow list; its requests carry the key and an allowed address.
         self.keyed = keyed
+        # How many keys its secret holds.
+        self.keys = (0 if keyed is None else 1) if keys is None else keys
 
     def start(self, work):
         return loadlib.Workerd(work, self.kind, self.addr, self.bindings, cpu=WORKER_CPU, build=self.build, name=self.name)
@@ -154,7 +157,12 @@ def same_job(up, names, contenders):
     for name in names:
         kind = loadlib.kinds(up.blob_digest)[name]
         seen = {}
-        for c in contenders:
+        asked = [c for c in contenders if c.kind == "seed002" or specs_for(c, name, up)]
+        if len(asked) < len(contenders):
+            print(f"same job: {name:14} not asked of {', '.join(c.name for c in contenders if c not in asked)}")
+        if not asked or asked[0] is not contenders[0]:
+            continue
+        for c in asked:
             if c.kind == "seed002":
                 continue
             mark = len(up.access_log())
@@ -165,7 +173,7 @@ def same_job(up, names, contenders):
         if ra[0] != kind[3]:
             problems.append(f"{name}: status {ra[0]}, expected {kind[3]}")
         verdict = []
-        for c in contenders[1:]:
+        for c in asked[1:]:
             if c.kind == "seed002":
                 got = [(one(c.addr, s)[0], s[3]) for s in specs_for(c, name, up)]
                 ok = all(g == w for g, w in got)
@@ -203,6 +211,12 @@ def specs_for(c, name, up):
     # against), as every client sends one.
     method, path, headers, status, body = loadlib.kinds(up.blob_digest)[name]
     headers = {"User-Agent": CLIENT_AGENT, **headers, "CF-Connecting-IP": CLIENT_IP}
+    if name == "ping-two-keys":
+        # Only for a worker whose secret holds both keys (a prebuilt folder
+        # ending in -keyed2); not measured on the others.
+        if c.keys < 2:
+            return []
+        return [(method, tuple(f"/{k}{p}" for k, p in zip(BENCH_KEYS, path)), headers, status, body)]
     if c.keyed is not None:
         path = tuple(f"/{c.keyed}{p}" for p in path) if isinstance(path, tuple) else f"/{c.keyed}{path}"
     return [(method, path, headers, status, body)]
@@ -365,9 +379,12 @@ def contenders_from(spec, a, work):
         elif os.path.isfile(os.path.join(name, "index_bg.wasm")):
             base = os.path.basename(name.rstrip("/"))
             # A prebuilt access table's worker (its folder's name ends in
-            # -keyed): requests as the access contender's.
-            keyed = BENCH_KEY if base.endswith("-keyed") else None
-            out.append(Contender(base, addr, "rust", name, bindings={"MIRROR_KEYS": BENCH_KEY} if keyed else None, keyed=keyed))
+            # -keyed): requests as the access contender's. One ending in
+            # -keyed2 has two keys in its secret, as a mirror has while its
+            # clients move from one key to the next (kind ping-two-keys).
+            keys = 2 if base.endswith("-keyed2") else 1 if base.endswith("-keyed") else 0
+            out.append(Contender(base, addr, "rust", name, keyed=BENCH_KEY if keys else None, keys=keys,
+                                 bindings={"MIRROR_KEYS": ",".join(BENCH_KEYS[:keys])} if keys else None))
         else:
             sys.exit(f"unknown contender {name!r}: rust, nomemo, access, rate, js, floor, rung1 to rung4 or a directory with a prebuilt worker")
     names = [c.name for c in out]
@@ -378,6 +395,7 @@ def contenders_from(spec, a, work):
 
 # The key, client address and User-Agent of the requests (scripts/loadlib.py).
 BENCH_KEY, CLIENT_IP, CLIENT_AGENT = loadlib.BENCH_KEY, loadlib.CLIENT_IP, loadlib.CLIENT_AGENT
+BENCH_KEYS = (BENCH_KEY, loadlib.BENCH_KEY2)
 
 
 def fmt(us, width=0):

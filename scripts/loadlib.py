@@ -182,6 +182,9 @@ def seed002_script():
 # access contender's key, and what every request carries.
 # The key (any of the form: 16 or more of A-Z a-z 0-9 _ -).
 BENCH_KEY = "bench-key-0123456789abcdef"
+# A second key, for a secret holding two (clients moving from one key to
+# the next): the bench's kind ping-two-keys.
+BENCH_KEY2 = "bench-key-fedcba9876543210"
 # The client address every request carries (inside the access table's list).
 CLIENT_IP = "203.0.113.9"
 # The User-Agent every request carries: Docker Engine 24's, as dockerd sends it.
@@ -315,6 +318,12 @@ def kinds(blob_digest):
         # a cache of the last answer's headers would miss every time (the
         # entry's, ownHeaders in src/edge.js, keeps one of each sort).
         "local-mixed": ("GET", ("/v2/", "/v2/Bad_Name/manifests/1"), {}, (401, 404), None),
+        # The ping by clients holding either of two keys, taking turns (a
+        # mirror whose clients move from one key to the next): each 401's
+        # realm carries its own key, so the entry's kept challenge misses
+        # every time. Only for a worker whose secret holds both keys
+        # (bench.py puts one key on each path).
+        "ping-two-keys": ("GET", ("/v2/", "/v2/"), {}, (401, 401), None),
         # The upstream throttles (429); the fallback challenges, the worker
         # gets its token, asks again: four subrequests.
         "fallback": ("GET", "/v2/throttled/manifests/1", {**AUTH, **MANIFEST}, 200, None),
