@@ -490,6 +490,8 @@ def main():
                                                  "for (default: the first against each other)")
     ap.add_argument("--warm-start", type=int, default=0,
                     help="N > 0: N local 401s to every fresh process before its first kind (past V8's compile of the entry)")
+    ap.add_argument("--kinds-per-process", type=int, default=0,
+                    help="fresh processes after every K kinds within a round (0: one set of processes per round and shape)")
     ap.add_argument("--slices", type=int, default=0,
                     help="N > 0: each contender's counted run is N slices of requests, taken in turn with the "
                          "other contenders' (CPU in ns from schedstat), not one run after another's")
@@ -553,17 +555,24 @@ def main():
                 # Fresh processes every round: a process keeps its own speed
                 # (its memory layout, its JIT's choices) for its whole life,
                 # so rounds in the same processes would not be independent.
-                start(r)
-                if a.warm_start:
-                    # V8 compiles the entry's hot functions after so many
-                    # calls (a keyed table's admit and unlock at about 27,000
-                    # local 401s): load each process that far first, so no
-                    # kind's counted slices hold the compile.
-                    for c in rotate(contenders, r):
-                        for spec in specs_for(c, "local-401", up):
-                            loadlib.wrk(c.addr, spec, 60, total=a.warm_start)
                 line = []
                 for i, name in enumerate(kinds):
+                    # With --kinds-per-process K, fresh processes again
+                    # after every K kinds: a process that has served many
+                    # kinds keeps a larger heap (run J's ended at 310-340 MB,
+                    # run N's, two kinds, at about 155), and its rounds spread
+                    # wider.
+                    if i == 0 or (a.kinds_per_process and i % a.kinds_per_process == 0):
+                        start(r + i)
+                        if a.warm_start:
+                            # V8 compiles the entry's hot functions after so
+                            # many calls (a keyed table's admit and unlock at
+                            # about 27,000 local 401s): load each process that
+                            # far first, so no kind's counted slices hold the
+                            # compile.
+                            for c in rotate(contenders, r + i):
+                                for spec in specs_for(c, "local-401", up):
+                                    loadlib.wrk(c.addr, spec, 60, total=a.warm_start)
                     order = rotate(contenders, r + i)
                     if a.slices:
                         got = measure_sliced(order, running, {c.name: specs_for(c, name, up) for c in order},
