@@ -137,13 +137,13 @@ def subrequests(up, since):
 
 
 class Contender:
-    def __init__(self, name, addr, kind, build=None, bindings=None, keyed=None, keys=None):
-        self.name, self.addr, self.kind, self.build, self.bindings = name, addr, kind, build, bindings
-        # The "access" contender: its table has access keys and a client
-        # allow list; its requests carry the key and an allowed address.
-        self.keyed = keyed
-        # How many keys its secret holds.
-        self.keys = (0 if keyed is None else 1) if keys is None else keys
+    def __init__(self, name, addr, kind, build=None, bindings=None, keys=0):
+        # The "access" contender (keys > 0): its table has access keys and a
+        # client allow list, its secret holds `keys` of BENCH_KEYS, and its
+        # requests carry the first and an allowed address.
+        self.name, self.addr, self.kind, self.build, self.keys = name, addr, kind, build, keys
+        self.keyed = BENCH_KEY if keys else None
+        self.bindings = {"MIRROR_KEYS": ",".join(BENCH_KEYS[:keys]), **(bindings or {})} if keys else bindings
 
     def start(self, work):
         return loadlib.Workerd(work, self.kind, self.addr, self.bindings, cpu=WORKER_CPU, build=self.build, name=self.name)
@@ -155,7 +155,7 @@ def same_job(up, names, contenders):
     problems = []
     ref = contenders[0]
     for name in names:
-        kind = loadlib.kinds(up.blob_digest)[name]
+        kind = loadlib.kinds(up.blob_digest, two_keys=True)[name]
         seen = {}
         asked = [c for c in contenders if c.kind == "seed002" or specs_for(c, name, up)]
         if len(asked) < len(contenders):
@@ -209,7 +209,7 @@ def specs_for(c, name, up):
     # request a worker gets (the access contender's allow list admits it),
     # and a registry client's User-Agent (which the scanner list is tested
     # against), as every client sends one.
-    method, path, headers, status, body = loadlib.kinds(up.blob_digest)[name]
+    method, path, headers, status, body = loadlib.kinds(up.blob_digest, two_keys=True)[name]
     headers = {"User-Agent": CLIENT_AGENT, **headers, "CF-Connecting-IP": CLIENT_IP}
     if name == "ping-two-keys":
         # Only for a worker whose secret holds both keys (a prebuilt folder
@@ -268,15 +268,13 @@ def fresh_start(shape):
 
 
 def measure(worker, addr, spec, seconds, limit, shape, warm):
-    def fresh():
-        return fresh_start(shape)
     # Warm-up, not counted: V8 optimizes the entry's hot functions in it. A
     # function TurboFan compiles costs its compile once (a keyed table's
     # admit, unlock and call: about 50 ms between 2 and 3 s of local 401s);
     # --warm 4 measures after it, the default 1 s may count it.
-    loadlib.wrk(addr, spec, warm, limit=limit, fresh=fresh())
+    loadlib.wrk(addr, spec, warm, limit=limit, fresh=fresh_start(shape))
     before = worker.cpu_seconds()
-    n, rps = loadlib.wrk(addr, spec, seconds, limit=limit, fresh=fresh())
+    n, rps = loadlib.wrk(addr, spec, seconds, limit=limit, fresh=fresh_start(shape))
     return (worker.cpu_seconds() - before) / n * 1e6, rps, n
 
 
@@ -291,8 +289,6 @@ def measure_sliced(order, running, specs, seconds, warm, slices, shape):
     count while the others warm up (a workerd process left idle for a few
     seconds after load ran 1-4 % slower afterwards). Returns, per
     contender, what measure_all() does."""
-    def fresh():
-        return fresh_start(shape)
     # How long a slice may take at most: wrk counts in whole seconds.
     bound = max(2, int(4 * seconds / slices) + 1)
     sizes, cpu, served = {}, {}, {}
@@ -300,7 +296,7 @@ def measure_sliced(order, running, specs, seconds, warm, slices, shape):
         sizes[c.name] = []
         for spec in specs[c.name]:
             t = time.monotonic()
-            n, _ = loadlib.wrk(c.addr, spec, bound, fresh=fresh(), total=1000)
+            n, _ = loadlib.wrk(c.addr, spec, bound, fresh=fresh_start(shape), total=1000)
             sizes[c.name].append(max(50, int(n / (time.monotonic() - t) * seconds / slices)))
         cpu[c.name] = [0] * len(specs[c.name])
         served[c.name] = [0] * len(specs[c.name])
@@ -309,7 +305,7 @@ def measure_sliced(order, running, specs, seconds, warm, slices, shape):
         for c in rotate(order, k):
             for j, spec in enumerate(specs[c.name]):
                 before = running[c.name].cpu_ns()
-                n, _ = loadlib.wrk(c.addr, spec, bound, fresh=fresh(), total=sizes[c.name][j])
+                n, _ = loadlib.wrk(c.addr, spec, bound, fresh=fresh_start(shape), total=sizes[c.name][j])
                 if k >= warm_slices:
                     cpu[c.name][j] += running[c.name].cpu_ns() - before
                     served[c.name][j] += n
@@ -355,7 +351,7 @@ def contenders_from(spec, a, work):
                 sys.exit("--no-build uses build/ as it is; it cannot provide the access build")
             build = os.path.join(work, "build-access")
             loadlib.build_worker(features=a.features or None, routes="bench/routes.bench-access.toml", out=build)
-            out.append(Contender(name, addr, "rust", build, bindings={"MIRROR_KEYS": BENCH_KEY}, keyed=BENCH_KEY))
+            out.append(Contender(name, addr, "rust", build, keys=1))
         elif name == "rate":
             # The access table with a rate limit as well (rate_limit naming
             # a [[ratelimits]] binding; workerd gets miniflare's, as
@@ -368,8 +364,7 @@ def contenders_from(spec, a, work):
                 f.write('rate_limit = "MIRROR_RATE"\n' + open(os.path.join(loadlib.ROOT, "bench", "routes.bench-access.toml")).read())
             build = os.path.join(work, "build-rate")
             loadlib.build_worker(features=a.features or None, routes=table, out=build)
-            out.append(Contender(name, addr, "rust", build, keyed=BENCH_KEY,
-                                 bindings={"MIRROR_KEYS": BENCH_KEY, "MIRROR_RATE": loadlib.RateLimit(10**9, 60)}))
+            out.append(Contender(name, addr, "rust", build, keys=1, bindings={"MIRROR_RATE": loadlib.RateLimit(10**9, 60)}))
         elif name == "seed002":
             out.append(Contender(name, addr, "seed002"))
         elif name == "js":
@@ -383,8 +378,7 @@ def contenders_from(spec, a, work):
             # -keyed2 has two keys in its secret, as a mirror has while its
             # clients move from one key to the next (kind ping-two-keys).
             keys = 2 if base.endswith("-keyed2") else 1 if base.endswith("-keyed") else 0
-            out.append(Contender(base, addr, "rust", name, keyed=BENCH_KEY if keys else None, keys=keys,
-                                 bindings={"MIRROR_KEYS": ",".join(BENCH_KEYS[:keys])} if keys else None))
+            out.append(Contender(base, addr, "rust", name, keys=keys))
         else:
             sys.exit(f"unknown contender {name!r}: rust, nomemo, access, rate, js, floor, rung1 to rung4 or a directory with a prebuilt worker")
     names = [c.name for c in out]
@@ -508,8 +502,9 @@ def main():
                     help="seed 002 gets the short names first (its 301 to library/ counted in each step)")
     ap.add_argument("--json", help="also write the summary here")
     ap.add_argument("--markdown", help="also write the summary here as markdown tables (for benchmarks.md)")
-    names = list(loadlib.kinds("sha256:x"))
-    ap.add_argument("--kinds", default=",".join(names), help="comma-separated subset of " + ",".join(names))
+    names = list(loadlib.kinds("sha256:x", two_keys=True))
+    ap.add_argument("--kinds", default=",".join(loadlib.kinds("sha256:x")),
+                    help="comma-separated subset of " + ",".join(names) + " (ping-two-keys only if asked)")
     a = ap.parse_args()
     global SEED002_REDIRECTS
     SEED002_REDIRECTS = a.seed002_redirects

@@ -298,8 +298,14 @@ MANIFEST = {"Accept": "application/vnd.docker.distribution.manifest.v2+json"}
 FORM = "grant_type=password&username=u&password=p&service=bench&scope=repository%3Aapp%3Apull"
 
 
-def kinds(blob_digest):
-    return {
+def kinds(blob_digest, two_keys=False):
+    """The request kinds by name. With `two_keys`, also ping-two-keys: the
+    ping by clients holding either of two keys, taking turns (a mirror whose
+    clients move from one key to the next). Each 401's realm carries its own
+    key, so the entry's kept challenge misses every time. It means something
+    only to a worker whose secret holds both keys (bench.py puts one key on
+    each path), so the soak and the profiles never see it."""
+    out = {
         # /v2/ without credentials: answered by the worker, no subrequest.
         "local-401": ("GET", "/v2/", {}, 401, None),
         # /v2/ with credentials: forwarded.
@@ -318,16 +324,13 @@ def kinds(blob_digest):
         # a cache of the last answer's headers would miss every time (the
         # entry's, ownHeaders in src/edge.js, keeps one of each sort).
         "local-mixed": ("GET", ("/v2/", "/v2/Bad_Name/manifests/1"), {}, (401, 404), None),
-        # The ping by clients holding either of two keys, taking turns (a
-        # mirror whose clients move from one key to the next): each 401's
-        # realm carries its own key, so the entry's kept challenge misses
-        # every time. Only for a worker whose secret holds both keys
-        # (bench.py puts one key on each path).
-        "ping-two-keys": ("GET", ("/v2/", "/v2/"), {}, (401, 401), None),
         # The upstream throttles (429); the fallback challenges, the worker
         # gets its token, asks again: four subrequests.
         "fallback": ("GET", "/v2/throttled/manifests/1", {**AUTH, **MANIFEST}, 200, None),
     }
+    if two_keys:
+        out["ping-two-keys"] = ("GET", ("/v2/", "/v2/"), {}, (401, 401), None)
+    return out
 
 
 def seed002_kinds(blob_digest, redirects=False):

@@ -60,8 +60,6 @@ def main():
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--top", type=int, default=25)
     a = ap.parse_args()
-    if a.kind == "ping-two-keys":
-        sys.exit("ping-two-keys needs a secret with two keys: measure it with bench.py and a folder named *-keyed2")
     if not shutil.which("perf"):
         sys.exit("perf is missing: apt-get install linux-perf")
     work = loadlib.workdir()

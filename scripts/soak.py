@@ -110,8 +110,7 @@ def main():
     try:
         start_pages = pages()
         rss_start = w.rss_kib()
-        # ping-two-keys is the ping twice on a worker without keys: left out.
-        kinds = {k: v for k, v in loadlib.kinds(up.blob_digest).items() if k != "ping-two-keys"}
+        kinds = loadlib.kinds(up.blob_digest)
         threads = 2
         conns = max(threads, a.connections)
         samples = []  # (requests so far, pages, rss KiB)
