@@ -78,6 +78,17 @@ past V8's compile of the entry. Two copies of the same build as contenders
 (an A/A pair) show what the method can resolve: their ratio is 1 but for
 noise.
 
+With --gc-bounds (and --slices), every contender runs behind loadlib's gc
+hook (a module in front of the worker that answers /__gc with a full
+garbage collection, V8 started with --expose-gc), and each slice starts
+from a full collection and ends with a counted one, less what a collection
+with no garbage costs. V8's own collections of a workerd isolate cost 40-60
+ms each (the C++ objects of every request's Request, Headers and Response
+finalized, their wrappers detached), one every few thousand local 401s: a
+quarter-second slice holds one or none, and the one that holds it costs a
+third more. Bounded by collections, a slice pays for exactly the garbage
+its own requests left.
+
 Not a test: it prints figures and asserts nothing about speed. It fails only
 when the contenders do not do the same job.
 """
@@ -145,8 +156,9 @@ class Contender:
         self.keyed = BENCH_KEY if keys else None
         self.bindings = {"MIRROR_KEYS": ",".join(BENCH_KEYS[:keys]), **(bindings or {})} if keys else bindings
 
-    def start(self, work):
-        return loadlib.Workerd(work, self.kind, self.addr, self.bindings, cpu=WORKER_CPU, build=self.build, name=self.name)
+    def start(self, work, gc_hook=False):
+        return loadlib.Workerd(work, self.kind, self.addr, self.bindings, cpu=WORKER_CPU, build=self.build, name=self.name,
+                               gc_hook=gc_hook)
 
 
 def same_job(up, names, contenders):
@@ -278,7 +290,22 @@ def measure(worker, addr, spec, seconds, limit, shape, warm):
     return (worker.cpu_seconds() - before) / n * 1e6, rps, n
 
 
-def measure_sliced(order, running, specs, seconds, warm, slices, shape):
+def collect(addr):
+    """A full garbage collection in the worker's isolate (a Workerd started
+    with gc_hook): GET /__gc."""
+    host, port = addr.rsplit(":", 1)
+    c = http.client.HTTPConnection(host, int(port), timeout=30)
+    try:
+        c.request("GET", loadlib.GC_PATH, headers={"Host": loadlib.MIRROR_HOST})
+        r = c.getresponse()
+        r.read()
+        if r.status != 204:
+            raise RuntimeError(f"{addr}{loadlib.GC_PATH}: {r.status}, expected 204 (is the gc hook in front?)")
+    finally:
+        c.close()
+
+
+def measure_sliced(order, running, specs, seconds, warm, slices, shape, gc_bounds=False):
     """One kind on every contender at once, in slices taken in turn (the
     order rotating slice by slice): first the warm-up's, uncounted, then
     `slices` counted ones per contender. A slice is a bounded count of
@@ -288,7 +315,16 @@ def measure_sliced(order, running, specs, seconds, warm, slices, shape):
     contender alike, and no contender sits idle between its warm-up and its
     count while the others warm up (a workerd process left idle for a few
     seconds after load ran 1-4 % slower afterwards). Returns, per
-    contender, what measure_all() does."""
+    contender, what measure_all() does.
+
+    With gc_bounds (the contenders started with the gc hook), every slice
+    starts from a full garbage collection and ends with one that is
+    counted, less what a full collection of no garbage costs (the second
+    of two in a row, measured before each slice; the median is taken off
+    each slice): a slice then pays for collecting exactly the garbage its
+    own requests left. Without it, V8's collections fall where the heap
+    fills: a local 401's slice of a quarter second holds one or none, and
+    one costs 40-60 ms (a third more CPU in the slice that holds it)."""
     # How long a slice may take at most: wrk counts in whole seconds.
     bound = max(2, int(4 * seconds / slices) + 1)
     sizes, cpu, served = {}, {}, {}
@@ -300,20 +336,32 @@ def measure_sliced(order, running, specs, seconds, warm, slices, shape):
             sizes[c.name].append(max(50, int(n / (time.monotonic() - t) * seconds / slices)))
         cpu[c.name] = [0] * len(specs[c.name])
         served[c.name] = [0] * len(specs[c.name])
+    idle_gc = {c.name: [] for c in order}
     warm_slices = round(warm * slices / seconds)
     for k in range(warm_slices + slices):
         for c in rotate(order, k):
+            w = running[c.name]
             for j, spec in enumerate(specs[c.name]):
-                before = running[c.name].cpu_ns()
+                if gc_bounds:
+                    collect(c.addr)
+                    t = w.cpu_ns()
+                    collect(c.addr)
+                    idle_gc[c.name].append(w.cpu_ns() - t)
+                before = w.cpu_ns()
                 n, _ = loadlib.wrk(c.addr, spec, bound, fresh=fresh_start(shape), total=sizes[c.name][j])
+                if gc_bounds:
+                    collect(c.addr)
                 if k >= warm_slices:
-                    cpu[c.name][j] += running[c.name].cpu_ns() - before
+                    cpu[c.name][j] += w.cpu_ns() - before
                     served[c.name][j] += n
     out = {}
     for c in order:
         if not specs[c.name]:
             out[c.name] = (None, 0, 0)
             continue
+        if gc_bounds:
+            fixed = statistics.median(idle_gc[c.name]) * slices
+            cpu[c.name] = [t - fixed for t in cpu[c.name]]
         us = sum(t / n / 1e3 for t, n in zip(cpu[c.name], served[c.name]))
         out[c.name] = (us, 0, sum(served[c.name]))
     return out
@@ -489,6 +537,10 @@ def main():
     ap.add_argument("--slices", type=int, default=0,
                     help="N > 0: each contender's counted run is N slices of requests, taken in turn with the "
                          "other contenders' (CPU in ns from schedstat), not one run after another's")
+    ap.add_argument("--gc-bounds", action="store_true",
+                    help="with --slices: each slice starts from a full garbage collection and ends with a counted "
+                         "one (the contenders started with loadlib's gc hook in front and V8's --expose-gc), so "
+                         "each pays for collecting its own garbage, not for whichever collection fell in it")
     ap.add_argument("--cold-runs", type=int, default=7, help="cold starts per contender (0: none)")
     ap.add_argument("--no-build", action="store_true", help="use build/ as it is for the rust contender")
     ap.add_argument("--routes", default="bench/routes.bench.toml",
@@ -506,6 +558,8 @@ def main():
     ap.add_argument("--kinds", default=",".join(loadlib.kinds("sha256:x")),
                     help="comma-separated subset of " + ",".join(names) + " (ping-two-keys only if asked)")
     a = ap.parse_args()
+    if a.gc_bounds and not a.slices:
+        sys.exit("--gc-bounds measures slices: give --slices N too")
     global SEED002_REDIRECTS
     SEED002_REDIRECTS = a.seed002_redirects
     kinds = a.kinds.split(",")
@@ -532,7 +586,7 @@ def main():
             # start order is no lasting advantage or handicap.
             stop_all()
             for c in rotate(contenders, r):
-                running[c.name] = c.start(work)
+                running[c.name] = c.start(work, gc_hook=a.gc_bounds)
 
         start()
         problems = same_job(up, kinds, contenders)
@@ -571,7 +625,7 @@ def main():
                     order = rotate(contenders, r + i)
                     if a.slices:
                         got = measure_sliced(order, running, {c.name: specs_for(c, name, up) for c in order},
-                                             a.seconds, a.warm, a.slices, shape)
+                                             a.seconds, a.warm, a.slices, shape, a.gc_bounds)
                     else:
                         got = {c.name: measure_all(running[c.name], c.addr, specs_for(c, name, up), a.seconds, a.requests,
                                                    shape, a.warm) for c in order}

@@ -69,8 +69,7 @@ def main():
     a.contenders = [os.path.abspath(c) if os.path.isdir(c) else c for c in a.contenders]
     os.chdir(work)
     # V8 writes /tmp/perf-PID.map, which perf reads for JIT code's names.
-    config = loadlib.WORKERD_CONFIG
-    loadlib.WORKERD_CONFIG = config.replace("  sockets = [", '  v8Flags = ["--perf-basic-prof"],\n  sockets = [')
+    loadlib.V8_FLAGS = ["--perf-basic-prof"]
     fresh = 0
     seen = {}
     try:

@@ -49,8 +49,7 @@ def main():
                     seed002_redirects=False)
     a = ap.parse_args()
     work = loadlib.workdir()
-    loadlib.WORKERD_CONFIG = loadlib.WORKERD_CONFIG.replace(
-        "  sockets = [", '  v8Flags = ["--trace-opt", "--trace-deopt"],\n  sockets = [')
+    loadlib.V8_FLAGS = ["--trace-opt", "--trace-deopt"]
     up = None
     try:
         contenders = bench.contenders_from(a.contenders, a, work)
