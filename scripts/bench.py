@@ -500,7 +500,8 @@ def markdown(report, contenders, shapes, a, cold, pairs):
     names = [f"{x}/{y}" for x, y in pairs]
     out = [f"`python3 scripts/bench.py --contenders {a.contenders} --rounds {a.rounds} --seconds {a.seconds}"
            + (f" --warm {a.warm}" if a.warm != 1 else "") + (f" --slices {a.slices}" if a.slices else "")
-           + (f" --warm-start {a.warm_start}" if a.warm_start else "") + (f" --ratios {a.ratios}" if a.ratios else "")
+           + (f" --warm-start {a.warm_start}" if a.warm_start else "") + (" --gc-bounds" if a.gc_bounds else "")
+           + (f" --kinds-per-process {a.kinds_per_process}" if a.kinds_per_process else "") + (f" --ratios {a.ratios}" if a.ratios else "")
            + (f" --kinds {a.kinds}" if a.kinds != ",".join(loadlib.kinds("sha256:x")) else "")
            + (" --seed002-redirects" if a.seed002_redirects else "") + "`: "
            + f"µs of workerd CPU per request, medians of {a.rounds} rounds; ratios are medians of the per-round ratios "
