@@ -293,16 +293,9 @@ def measure(worker, addr, spec, seconds, limit, shape, warm):
 def collect(addr):
     """A full garbage collection in the worker's isolate (a Workerd started
     with gc_hook): GET /__gc."""
-    host, port = addr.rsplit(":", 1)
-    c = http.client.HTTPConnection(host, int(port), timeout=30)
-    try:
-        c.request("GET", loadlib.GC_PATH, headers={"Host": loadlib.MIRROR_HOST})
-        r = c.getresponse()
-        r.read()
-        if r.status != 204:
-            raise RuntimeError(f"{addr}{loadlib.GC_PATH}: {r.status}, expected 204 (is the gc hook in front?)")
-    finally:
-        c.close()
+    status = one(addr, ("GET", loadlib.GC_PATH, {}, 204, None))[0]
+    if status != 204:
+        raise RuntimeError(f"{addr}{loadlib.GC_PATH}: {status}, expected 204 (is the gc hook in front?)")
 
 
 def measure_sliced(order, running, specs, seconds, warm, slices, shape, gc_bounds=False):

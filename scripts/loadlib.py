@@ -211,8 +211,8 @@ V8_FLAGS = []
 # The module a Workerd with gc_hook=True starts in front of the worker's own
 # (scripts/bench.py --gc-bounds): a request for /__gc runs a full garbage
 # collection and answers 204; every other request goes to the worker as it
-# is. It is the same in front of every contender: one string comparison per
-# request, a fraction of a per mille of the cheapest kind.
+# is. It is the same in front of every contender: each request pays for
+# reading its URL once more and one comparison, alike for all.
 GC_HOOK = """import worker from "./{main}";
 export default {{
   fetch(request, env, ctx) {{
