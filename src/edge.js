@@ -258,11 +258,13 @@ function forwarded(h, authorization, accept) {
 // At most max + 1 bytes of a request's or response's body (the planner
 // judges the length): all of it at once when its declared length is within
 // max, else chunk by chunk until more than max has arrived, the rest left
-// unread.
+// unread. The declared length is read first: a body read whole by text()
+// never gets a JavaScript stream object (reading `body` makes one, which
+// workerd then has to wrap and later finalize).
 async function readBody(request, max) {
-  if (request.body === null) return "";
   const length = request.headers.get("content-length");
   if (length !== null && +length <= max) return request.text();
+  if (request.body === null) return "";
   const reader = request.body.getReader();
   const parts = [];
   let n = 0;
@@ -650,7 +652,9 @@ async function proceed(request, env, h, authorization, accept, flags, method, ur
     if (bits & HOLD) {
       held = up;
       heldText = upText;
-    } else if (up !== undefined && up.body !== null && !up.bodyUsed) {
+    } else if (up !== undefined && !up.bodyUsed && up.body !== null) {
+      // (bodyUsed first: a body already read needs no stream object made
+      // for it here.)
       up.body.cancel();
     }
     const init = {
