@@ -4,7 +4,8 @@ counted by valgrind's callgrind instead of timed.
 
     python3 scripts/icount.py [--contenders rust,access,DIR] [--kinds a,b]
         [--shapes repeated,first-seen] [--rounds 3] [--warm 3000]
-        [--requests 2000] [--no-build]
+        [--requests 2000] [--no-build] [--single-threaded] [--gc-bounds]
+        [--calls REGEX]
 
 scripts/bench.py times workerd's CPU, and on a shared 2-core machine a kind's
 ratio between two builds moves by about 4 % from one 9-round run to the
@@ -34,6 +35,25 @@ inflated several times, while the wasm (compiled) and workerd's C++
 a difference is (callgrind_annotate on the dumps, kept with --keep) more
 than how much it costs: judge CPU with bench.py.
 
+Two options make the count steady and close to what runs natively
+(`--single-threaded --gc-bounds`: a fallback's count then moves by 0.3 %
+from one window of 200 requests to the next, where it moved by about 5 %):
+- `--single-threaded` gives V8 its flag of that name: its compiles run on
+  the main thread, so under valgrind they finish, and the entry's
+  functions are compiled by Sparkplug and Maglev as they are natively
+  (without it, V8's background compile jobs never finish under valgrind
+  and the JavaScript stays in the interpreter).
+- `--gc-bounds` starts each contender behind bench.py's gc hook: a full
+  garbage collection before the counted window and one inside it at its
+  end, less the count of a collection of no garbage (the second of two in
+  a row), so a window counts collecting exactly the garbage its requests
+  left, as `bench.py --gc-bounds` does.
+`--calls REGEX` prints, for the last round, the calls per request to every
+function whose name matches (e.g. `attachWrapper|Headers::get\(|getBody`:
+how many JavaScript wrappers, header reads and body streams a request
+makes), from the same dumps; a difference of one call per request is
+exact there, where CPU time cannot resolve it.
+
 The contenders are bench.py's (rust, nomemo, access, rate, js, floor,
 rung1..4, seed002, or a directory with a prebuilt worker; the first is
 judged), the kinds its kinds, and first the same check that they do the
@@ -47,10 +67,12 @@ Not a test: it prints figures and asserts nothing about them.
 """
 
 import argparse
+import collections
 import glob
 import http.client
 import itertools
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -87,25 +109,77 @@ def control(pid, *args):
     subprocess.run(["callgrind_control", *args, str(pid)], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
-def counted(out_dir, worker, addr, specs, warm, n, fresh):
-    """Instructions per request over `n` of each spec after `warm` of it."""
+def last_dump(out_dir, pid):
+    dumps = glob.glob(os.path.join(out_dir, f"cg.{pid}.out.*"))
+    return max(dumps, key=lambda f: int(f.rsplit(".", 1)[1]))
+
+
+def dump_total(path):
+    with open(path) as f:
+        totals = [int(line.split()[1]) for line in f if line.startswith("totals:")]
+    if len(totals) != 1:
+        raise RuntimeError(f"{path}: no totals line")
+    return totals[0]
+
+
+def window(pid, out_dir, run):
+    """The instructions `run()` makes workerd execute, and the dump that
+    holds them."""
+    control(pid, "--instr=on")
+    control(pid, "--zero")
+    run()
+    control(pid, "--dump")
+    control(pid, "--instr=off")
+    path = last_dump(out_dir, pid)
+    return dump_total(path), path
+
+
+def calls(path, pattern):
+    """Calls to each function whose name matches `pattern`, from a dump
+    (callgrind names a function in full once, then by its number)."""
+    names, out, callee = {}, collections.Counter(), None
+
+    def name(field):
+        m = re.match(r"\((\d+)\)(?: (.*))?", field)
+        if m is None:
+            return field
+        if m.group(2):
+            names[m.group(1)] = m.group(2)
+        return names.get(m.group(1), field)
+
+    with open(path) as f:
+        for line in f:
+            if line.startswith("cfn="):
+                callee = name(line[4:].strip())
+            elif line.startswith("fn="):
+                name(line[3:].strip())
+            elif line.startswith("calls=") and callee is not None and pattern.search(callee):
+                out[callee] += int(line[6:].split()[0])
+    return out
+
+
+def counted(out_dir, worker, addr, specs, warm, n, fresh, gc_bounds=False):
+    """Instructions per request over `n` of each spec after `warm` of it,
+    and the dumps that hold them. With gc_bounds, each window starts after
+    a full collection and ends with one, less one of no garbage."""
     pid = worker.proc.pid
-    total = 0
+    total, dumps = 0, []
     for spec in specs:
         load(addr, spec, warm, fresh)
-        control(pid, "--instr=on")
-        control(pid, "--zero")
-        load(addr, spec, n, None if fresh is None else fresh + warm)
-        control(pid, "--dump")
-        control(pid, "--instr=off")
-        dumps = glob.glob(os.path.join(out_dir, f"cg.{pid}.out.*"))
-        last = max(dumps, key=lambda f: int(f.rsplit(".", 1)[1]))
-        with open(last) as f:
-            totals = [int(line.split()[1]) for line in f if line.startswith("totals:")]
-        if len(totals) != 1:
-            raise RuntimeError(f"{last}: no totals line")
-        total += totals[0] / n
-    return total
+        idle = 0
+        if gc_bounds:
+            bench.collect(addr)
+            idle, _ = window(pid, out_dir, lambda: bench.collect(addr))
+
+        def run():
+            load(addr, spec, n, None if fresh is None else fresh + warm)
+            if gc_bounds:
+                bench.collect(addr)
+
+        count, path = window(pid, out_dir, run)
+        total += (count - idle) / n
+        dumps.append(path)
+    return total, dumps
 
 
 def main():
@@ -122,6 +196,11 @@ def main():
     ap.add_argument("--shapes", default=",".join(bench.SHAPES), help="comma-separated subset of " + ",".join(bench.SHAPES))
     names = list(loadlib.kinds("sha256:x"))
     ap.add_argument("--kinds", default=",".join(names), help="comma-separated subset of " + ",".join(names))
+    ap.add_argument("--single-threaded", action="store_true",
+                    help="V8's --single-threaded: its compiles finish under valgrind, so JavaScript is optimized as natively")
+    ap.add_argument("--gc-bounds", action="store_true",
+                    help="each counted window from a full garbage collection to one at its end (less an idle one)")
+    ap.add_argument("--calls", help="regular expression: calls per request to the matching functions, last round")
     ap.add_argument("--keep", help="copy callgrind's dumps here (one per count: cg.PID.out.N) for callgrind_annotate")
     # bench.contenders_from reads these.
     ap.set_defaults(js_redirects="runtime", seed002_redirects=False)
@@ -135,6 +214,9 @@ def main():
     work = loadlib.workdir()
     out_dir = os.path.join(work, "callgrind")
     os.makedirs(out_dir)
+    if a.single_threaded:
+        loadlib.V8_FLAGS = loadlib.V8_FLAGS + ["--single-threaded"]
+    pattern = re.compile(a.calls) if a.calls else None
     loadlib.WRAP = ["valgrind", "--tool=callgrind", "--instr-atstart=no", "--smc-check=all-non-file",
                     f"--callgrind-out-file={out_dir}/cg.%p.out"]
     fresh = itertools.count(1)
@@ -152,7 +234,7 @@ def main():
         def start():
             stop_all()
             for c in contenders:
-                running[c.name] = c.start(work)
+                running[c.name] = c.start(work, gc_hook=a.gc_bounds)
 
         start()
         problems = bench.same_job(up, kinds, contenders)
@@ -162,6 +244,8 @@ def main():
         print(f"\nthousands of instructions per request (callgrind), {a.requests} counted after {a.warm}; "
               f"contenders {', '.join(c.name for c in contenders)}", flush=True)
         results = {s: {k: {c.name: [] for c in contenders} for k in kinds} for s in shapes}
+        # The last round's calls per request, by shape, kind and contender.
+        called = {}
         for r in range(a.rounds):
             for shape in bench.rotate(shapes, r):
                 start()
@@ -170,7 +254,14 @@ def main():
                     base = next(fresh) * 10**10 if shape == "first-seen" else None
                     for c in bench.rotate(contenders, r + i):
                         specs = bench.specs_for(c, kind, up)
-                        got = counted(out_dir, running[c.name], c.addr, specs, a.warm, a.requests, base) if specs else None
+                        got = None
+                        if specs:
+                            got, dumps = counted(out_dir, running[c.name], c.addr, specs, a.warm, a.requests, base, a.gc_bounds)
+                            if pattern is not None:
+                                per = collections.Counter()
+                                for d in dumps:
+                                    per.update(calls(d, pattern))
+                                called[(shape, kind, c.name)] = per
                         results[shape][kind][c.name].append(got)
                     line.append(kind + " " + "/".join("-" if x[-1] is None else f"{x[-1] / 1000:.1f}"
                                                       for x in (results[shape][kind][c.name] for c in contenders)))
@@ -191,6 +282,12 @@ def main():
                     pairs = [(x, y) for x, y in zip(per[ref], per[c.name]) if x is not None and y is not None]
                     ratios.append("-" if len(pairs) < len(per[ref]) else f"{statistics.median(x / y for x, y in pairs):.3f}")
                 print(f"{kind:14}" + "".join(f" {x:>10}" for x in cells) + "".join(f" {x:>14}" for x in ratios))
+        if pattern is not None:
+            print(f"\ncalls per request (last round) to functions matching {a.calls!r}:")
+            for (shape, kind, name), per in called.items():
+                print(f"  {shape} {kind} {name}:")
+                for fn, k in sorted(per.items(), key=lambda x: (-x[1], x[0])):
+                    print(f"    {k / a.requests:8.2f}  {fn[:150]}")
     finally:
         stop_all()
         if up:
