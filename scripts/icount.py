@@ -26,8 +26,8 @@ execute for those requests (its HTTP handling, V8's JavaScript and
 compilers, the wasm, the garbage collector), not the kernel's work (reads,
 writes, epoll), which is the same for every contender doing the same job. It
 is a proxy for CPU time, not CPU time: a cache miss or a mispredicted branch
-costs more than one instruction, and under valgrind V8 never optimizes
-JavaScript (with --trace-opt in v8Flags it reports no compile at all;
+costs more than one instruction, and without --single-threaded (below)
+V8 never optimizes JavaScript under valgrind (with --trace-opt in v8Flags it reports no compile at all;
 natively Maglev compiles the entry's functions within the first thousand
 requests): the entry's JavaScript runs in the interpreter, so its share is
 inflated several times, while the wasm (compiled) and workerd's C++
@@ -40,7 +40,7 @@ Two options make the count steady and close to what runs natively
 from one window of 200 requests to the next, where it moved by about 5 %):
 - `--single-threaded` gives V8 its flag of that name: its compiles run on
   the main thread, so under valgrind they finish, and the entry's
-  functions are compiled by Sparkplug and Maglev as they are natively
+  functions are compiled (Sparkplug, Maglev, TurboFan) as natively
   (without it, V8's background compile jobs never finish under valgrind
   and the JavaScript stays in the interpreter).
 - `--gc-bounds` starts each contender behind bench.py's gc hook: a full
@@ -49,7 +49,7 @@ from one window of 200 requests to the next, where it moved by about 5 %):
   a row), so a window counts collecting exactly the garbage its requests
   left, as `bench.py --gc-bounds` does.
 `--calls REGEX` prints, for the last round, the calls per request to every
-function whose name matches (e.g. `attachWrapper|Headers::get\(|getBody`:
+function whose name matches (e.g. `attachWrapper|Headers::get|getBody`:
 how many JavaScript wrappers, header reads and body streams a request
 makes), from the same dumps; a difference of one call per request is
 exact there, where CPU time cannot resolve it.
