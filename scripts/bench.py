@@ -488,17 +488,34 @@ def summary(results, kinds, contenders, shape, rounds, pairs):
     return rows
 
 
-def markdown(report, contenders, shapes, a, cold, pairs):
+def cpu_times():
+    """The machine's CPU time so far by state, in clock ticks: user, nice,
+    system, idle, iowait, irq, softirq, steal (/proc/stat)."""
+    with open("/proc/stat") as f:
+        return [int(x) for x in f.readline().split()[1:9]]
+
+
+def steal_share(before, after):
+    """The share of the machine's CPU time the hypervisor gave to others
+    between two cpu_times(): on a shared host it moves from hour to hour,
+    and a row's rounds spread with it (run Q's by 3 %, run R's, at 24-41 %
+    steal, by 7 %)."""
+    d = [y - x for x, y in zip(before, after)]
+    return d[7] / sum(d) if sum(d) else 0.0
+
+
+def markdown(report, contenders, shapes, a, cold, pairs, steal):
     """The summary as markdown tables, ready to paste into benchmarks.md."""
     names = [f"{x}/{y}" for x, y in pairs]
-    out = [f"`python3 scripts/bench.py --contenders {a.contenders} --rounds {a.rounds} --seconds {a.seconds}"
+    out = [f"`python3 scripts/bench.py --contenders {a.contenders}" + (" --no-build" if a.no_build else "")
+           + f" --rounds {a.rounds} --seconds {a.seconds}" + (f" --cold-runs {a.cold_runs}" if a.cold_runs != 7 else "")
            + (f" --warm {a.warm}" if a.warm != 1 else "") + (f" --slices {a.slices}" if a.slices else "")
            + (f" --warm-start {a.warm_start}" if a.warm_start else "") + (" --gc-bounds" if a.gc_bounds else "")
            + (f" --kinds-per-process {a.kinds_per_process}" if a.kinds_per_process else "") + (f" --ratios {a.ratios}" if a.ratios else "")
            + (f" --kinds {a.kinds}" if a.kinds != ",".join(loadlib.kinds("sha256:x")) else "")
            + (" --seed002-redirects" if a.seed002_redirects else "") + "`: "
            + f"µs of workerd CPU per request, medians of {a.rounds} rounds; ratios are medians of the per-round ratios "
-           + "(in brackets the lowest and highest round's).\n"]
+           + f"(in brackets the lowest and highest round's). The host's steal over the rounds: {steal * 100:.0f} % of CPU time.\n"]
     for shape in shapes:
         out.append(f"\n{shape[0].upper() + shape[1:]}:\n")
         out.append("| kind | " + " | ".join(c.name for c in contenders) + " | " + " | ".join(names) + " |")
@@ -588,6 +605,7 @@ def main():
             print("\n".join(problems))
             sys.exit("the contenders do not do the same job; fix the contender (or the worker) first")
         results = {s: {k: {c.name: [] for c in contenders} for k in kinds} for s in shapes}
+        stat0 = cpu_times()
         print(f"\nCPU per request in us (workerd "
               + (f"schedstat ns / requests), {a.seconds} s per contender in {a.slices} slices taken in turn"
                  if a.slices else f"utime+stime / requests), {a.seconds} s per run")
@@ -627,6 +645,7 @@ def main():
                         results[shape][name][c.name].append(got[c.name])
                     line.append(name + " " + "/".join(fmt(results[shape][name][c.name][-1][0]) for c in contenders))
                 print(f"round {r + 1} {shape}: " + "  ".join(line), flush=True)
+        steal = steal_share(stat0, cpu_times())
         report = {}
         for shape in shapes:
             report[shape] = summary(results[shape], kinds, contenders, shape, a.rounds, pairs)
@@ -634,12 +653,13 @@ def main():
             print(f"\ncold start (spawn workerd -> first answer, median of {a.cold_runs}, interleaved): "
                   + ", ".join(f"{n} {ms:.0f} ms" for n, ms in cold.items()))
         print("workerd RSS after the run: " + ", ".join(f"{n} {w.rss_kib()} KiB" for n, w in running.items()))
+        print(f"the host's steal over the rounds: {steal * 100:.1f} % of CPU time (/proc/stat; more spreads the rounds wider)")
         if a.markdown:
             with open(a.markdown, "w") as f:
-                f.write(markdown(report, contenders, shapes, a, cold, pairs))
+                f.write(markdown(report, contenders, shapes, a, cold, pairs, steal))
         if a.json:
             with open(a.json, "w") as f:
-                json.dump({"args": vars(a), "summary": report, "cold_ms": cold,
+                json.dump({"args": vars(a), "summary": report, "cold_ms": cold, "steal": steal,
                            "rounds": {s: {k: {c: [x[0] for x in v] for c, v in ks.items()} for k, ks in results[s].items()}
                                       for s in shapes}}, f, indent=1)
     finally:
