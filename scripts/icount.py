@@ -26,10 +26,11 @@ execute for those requests (its HTTP handling, V8's JavaScript and
 compilers, the wasm, the garbage collector), not the kernel's work (reads,
 writes, epoll), which is the same for every contender doing the same job. It
 is a proxy for CPU time, not CPU time: a cache miss or a mispredicted branch
-costs more than one instruction, and without --single-threaded (below)
-V8 never optimizes JavaScript under valgrind (with --trace-opt in v8Flags it reports no compile at all;
-natively Maglev compiles the entry's functions within the first thousand
-requests): the entry's JavaScript runs in the interpreter, so its share is
+costs more than one instruction, and without --single-threaded (below) V8
+never optimizes JavaScript under valgrind (with --trace-opt in v8Flags it
+reports no compile at all; natively Maglev compiles the entry's functions
+within the first thousand requests): the entry's JavaScript then runs in
+the interpreter, so its share is
 inflated several times, while the wasm (compiled) and workerd's C++
 (headers, strings, allocation) count as they run natively. So it tells where
 a difference is (callgrind_annotate on the dumps, kept with --keep) more
