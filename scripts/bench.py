@@ -60,7 +60,9 @@ workerd process's CPU time (utime + stime from /proc) before and after: CPU
 per request is the difference over the requests served (it includes
 workerd's own HTTP work, the same for all). Every round is printed; the
 summary is the median per kind and the median of the per-round ratios, with
-the lowest and highest round's ratio beside it (--ratios picks the pairs). "pull"
+the lowest and highest round's ratio beside it (--ratios picks the pairs),
+and, per ratio, how widely a row's rounds spread and so what a row's median
+is good to, with the ratio over all rounds of all rows. "pull"
 is one `docker pull` of a 5-layer image as a client makes it (ping, token,
 manifest HEAD, 2 manifest GETs, 6 blobs), summed per round from the same
 figures. It also measures cold start (spawning workerd to the first answer),
@@ -98,6 +100,7 @@ import hashlib
 import http.client
 import itertools
 import json
+import math
 import os
 import shutil
 import statistics
@@ -488,6 +491,45 @@ def summary(results, kinds, contenders, shape, rounds, pairs):
     return rows
 
 
+def resolution(results, kinds, pairs):
+    """What one run can tell apart, per ratio, over every kind and shape:
+    the sd of a row's per-round log ratio (the median over rows, and the
+    widest), what a row's median of that many rounds is good to (1.25 sd
+    over the root of the rounds: a median's standard error, about one
+    sigma), and the ratio over all rounds of all rows (median and geometric
+    mean). A row reading over a budget by less than that margin may be
+    noise: at run Q's sd of 3 % and 13 rounds a row is good to about 1 %, at
+    run R's 7 % to about 2.5 %."""
+    out = {}
+    for a, b in pairs:
+        sds, logs = [], []
+        for shape in results.values():
+            for name in kinds:
+                per = [math.log(x[0] / y[0]) for x, y in zip(shape[name][a], shape[name][b])
+                       if x[0] is not None and y[0] is not None and x[0] > 0 and y[0] > 0]
+                logs += per
+                if len(per) > 1:
+                    sds.append(statistics.stdev(per))
+        if not logs:
+            continue
+        sd = statistics.median(sds) if sds else None
+        rounds = max((len(v[a]) for s in results.values() for v in s.values()), default=1)
+        out[f"{a}/{b}"] = {"row_sd": sd, "widest_sd": max(sds) if sds else None,
+                           "row_error": None if sd is None else 1.25 * sd / math.sqrt(rounds),
+                           "all_median": math.exp(statistics.median(logs)),
+                           "all_geomean": math.exp(statistics.fmean(logs))}
+    return out
+
+
+def resolution_lines(res):
+    return [f"{p}: a row's rounds spread by {r['row_sd'] * 100:.1f} % (sd of the log ratio, median over rows; "
+            f"widest {r['widest_sd'] * 100:.1f} %), so a row's median is good to about {r['row_error'] * 100:.1f} %; "
+            f"all rounds of all rows {r['all_median']:.3f} (median), {r['all_geomean']:.3f} (geometric mean)"
+            if r["row_sd"] is not None else
+            f"{p}: all rounds of all rows {r['all_median']:.3f} (median), {r['all_geomean']:.3f} (geometric mean)"
+            for p, r in res.items()]
+
+
 def cpu_times():
     """The machine's CPU time so far by state, in clock ticks: user, nice,
     system, idle, iowait, irq, softirq, steal (/proc/stat)."""
@@ -504,7 +546,7 @@ def steal_share(before, after):
     return d[7] / sum(d) if sum(d) else 0.0
 
 
-def markdown(report, contenders, shapes, a, cold, pairs, steal):
+def markdown(report, contenders, shapes, a, cold, pairs, steal, res):
     """The summary as markdown tables, ready to paste into benchmarks.md."""
     names = [f"{x}/{y}" for x, y in pairs]
     out = [f"`python3 scripts/bench.py --contenders {a.contenders}" + (" --no-build" if a.no_build else "")
@@ -525,6 +567,9 @@ def markdown(report, contenders, shapes, a, cold, pairs, steal):
             ratios = ["-" if row["ratio"][o] is None
                       else f"{row['ratio'][o]:.3f} ({row['spread'][o][0]:.2f}–{row['spread'][o][1]:.2f})" for o in names]
             out.append(f"| {kind} | " + " | ".join(us + ratios) + " |")
+    if res:
+        out.append("")
+        out += [f"- {line}" for line in resolution_lines(res)]
     if cold:
         out.append("\nCold start (spawn workerd to the first answer, median, interleaved): "
                    + ", ".join(f"{n} {ms:.0f} ms" for n, ms in cold.items()) + ".\n")
@@ -649,6 +694,8 @@ def main():
         report = {}
         for shape in shapes:
             report[shape] = summary(results[shape], kinds, contenders, shape, a.rounds, pairs)
+        res = resolution(results, kinds, pairs)
+        print("\n" + "\n".join(resolution_lines(res)))
         if cold:
             print(f"\ncold start (spawn workerd -> first answer, median of {a.cold_runs}, interleaved): "
                   + ", ".join(f"{n} {ms:.0f} ms" for n, ms in cold.items()))
@@ -656,10 +703,10 @@ def main():
         print(f"the host's steal over the rounds: {steal * 100:.1f} % of CPU time (/proc/stat; more spreads the rounds wider)")
         if a.markdown:
             with open(a.markdown, "w") as f:
-                f.write(markdown(report, contenders, shapes, a, cold, pairs, steal))
+                f.write(markdown(report, contenders, shapes, a, cold, pairs, steal, res))
         if a.json:
             with open(a.json, "w") as f:
-                json.dump({"args": vars(a), "summary": report, "cold_ms": cold, "steal": steal,
+                json.dump({"args": vars(a), "summary": report, "resolution": res, "cold_ms": cold, "steal": steal,
                            "rounds": {s: {k: {c: [x[0] for x in v] for c, v in ks.items()} for k, ks in results[s].items()}
                                       for s in shapes}}, f, indent=1)
     finally:
