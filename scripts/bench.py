@@ -491,7 +491,7 @@ def summary(results, kinds, contenders, shape, rounds, pairs):
     return rows
 
 
-def resolution(results, kinds, pairs):
+def resolution(results, kinds, pairs, rounds):
     """What one run can tell apart, per ratio, over every kind and shape:
     the sd of a row's per-round log ratio (the median over rows, and the
     widest), what a row's median of that many rounds is good to (1.25 sd
@@ -513,7 +513,6 @@ def resolution(results, kinds, pairs):
         if not logs:
             continue
         sd = statistics.median(sds) if sds else None
-        rounds = max((len(v[a]) for s in results.values() for v in s.values()), default=1)
         out[f"{a}/{b}"] = {"row_sd": sd, "widest_sd": max(sds) if sds else None,
                            "row_error": None if sd is None else 1.25 * sd / math.sqrt(rounds),
                            "all_median": math.exp(statistics.median(logs)),
@@ -694,7 +693,7 @@ def main():
         report = {}
         for shape in shapes:
             report[shape] = summary(results[shape], kinds, contenders, shape, a.rounds, pairs)
-        res = resolution(results, kinds, pairs)
+        res = resolution(results, kinds, pairs, a.rounds)
         print("\n" + "\n".join(resolution_lines(res)))
         if cold:
             print(f"\ncold start (spawn workerd -> first answer, median of {a.cold_runs}, interleaved): "
